@@ -1,0 +1,171 @@
+"""Job specs (what users submit), jobs and attempts (what the control plane keeps), and the job state machine."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from aidc.domain.errors import InvalidTransition
+from aidc.domain.resources import Resources
+from aidc.domain.units import parse_duration
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
+_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Set by aidc for every attempt; a spec may not override them.
+RESERVED_ENV = ("AIDC_", "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES")
+MAX_NODES = 4096
+MAX_RETRIES = 100
+
+
+class JobKind(StrEnum):
+    TRAIN = "train"
+    BATCH = "batch"
+    SERVE = "serve"
+
+
+class JobSpec(BaseModel):
+    """A job as a user writes it (YAML or JSON). Unknown fields are errors, so typos never pass silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, title="JobSpec")
+
+    name: str = Field(pattern=NAME_PATTERN, description="Letters, digits, '.', '_' or '-'; at most 63")
+    kind: JobKind = JobKind.BATCH
+    queue: str = Field(default="default", pattern=NAME_PATTERN)
+    priority: int = Field(default=0, ge=-1_000_000, le=1_000_000, description="Higher runs first")
+    resources: Resources = Field(default_factory=Resources, description="Per node")
+    num_nodes: int = Field(default=1, ge=1, le=MAX_NODES)
+    estimated_duration: float | None = Field(
+        default=None,
+        gt=0,
+        description='Seconds; also "30m", "2h30m", "1-00:00:00"',
+        json_schema_extra={"type": ["number", "string", "null"]},
+    )
+    max_retries: int = Field(default=0, ge=0, le=MAX_RETRIES, description="Attempts after the first one")
+    checkpoint_dir: str | None = Field(default=None, description="Relative paths are taken from workdir")
+    workdir: str = Field(default=".", min_length=1)
+    env: dict[str, str] = Field(default_factory=dict)
+    setup: str | None = Field(default=None, description="Shell commands run before `run` in each attempt")
+    run: str = Field(min_length=1, description="Shell commands that do the work")
+
+    @field_validator("estimated_duration", mode="before")
+    @classmethod
+    def _parse_duration(cls, value: Any) -> Any:
+        if isinstance(value, str | int | float) and not isinstance(value, bool):
+            return parse_duration(value)
+        return value
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _env_values_as_text(cls, value: Any) -> Any:
+        # YAML turns EPOCHS: 5 into an int; the environment only holds text.
+        if isinstance(value, dict):
+            return {k: (str(v).lower() if isinstance(v, bool) else str(v)) if v is not None else "" for k, v in value.items()}
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _env_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not _ENV_KEY.match(key):
+                raise ValueError(f"{key!r} is not a valid environment variable name")
+            if key.startswith(RESERVED_ENV):
+                raise ValueError(f"{key} is set by aidc for each attempt and cannot be given")
+        return value
+
+    @field_validator("run")
+    @classmethod
+    def _run_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+
+class JobState(StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    PREEMPTED = "PREEMPTED"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+
+TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
+
+# RUNNING -> PENDING is a retry (the attempt is counted); PREEMPTED is passed through on the way back to PENDING.
+TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    JobState.PENDING: frozenset({JobState.RUNNING, JobState.CANCELLED, JobState.FAILED}),
+    JobState.RUNNING: frozenset(
+        {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.PENDING, JobState.PREEMPTED}
+    ),
+    JobState.PREEMPTED: frozenset({JobState.PENDING, JobState.RUNNING, JobState.CANCELLED, JobState.FAILED}),
+    JobState.SUCCEEDED: frozenset(),
+    JobState.FAILED: frozenset(),
+    JobState.CANCELLED: frozenset(),
+}
+
+
+class Attempt(BaseModel):
+    """One run of a job on its placement. `ended_at` is None while the attempt holds its resources."""
+
+    model_config = ConfigDict(frozen=True)
+
+    job_id: int
+    number: int = Field(ge=1)
+    nodes: tuple[str, ...]
+    gpus: tuple[int, ...] = Field(default=(), description="GPU indices on each node")
+    started_at: datetime
+    ended_at: datetime | None = None
+    exit_code: int | None = None
+    reason: str | None = Field(default=None, description="How it ended, in words")
+
+    @property
+    def is_open(self) -> bool:
+        return self.ended_at is None
+
+
+class Job(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    spec: JobSpec
+    state: JobState
+    user: str
+    submitted_at: datetime
+    updated_at: datetime
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    attempts_made: int = 0
+    pending_reason: str | None = None
+    state_reason: str | None = Field(default=None, description="Why the job is in its state, e.g. exit code 3")
+    not_before: datetime | None = Field(default=None, description="Retry backoff: not started before this time")
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def queue(self) -> str:
+        return self.spec.queue
+
+    def transition(self, to: JobState, now: datetime, reason: str | None = None) -> Job:
+        """Return this job moved to `to`, or raise InvalidTransition."""
+        if to not in TRANSITIONS[self.state]:
+            raise InvalidTransition(self.id, self.state, to)
+        changes: dict[str, Any] = {"state": to, "updated_at": now, "state_reason": reason}
+        if to == JobState.RUNNING:
+            changes["pending_reason"] = None
+            changes["not_before"] = None
+            if self.started_at is None:
+                changes["started_at"] = now
+        if to.is_terminal:
+            changes["ended_at"] = now
+            changes["pending_reason"] = None
+        return self.model_copy(update=changes)

@@ -1,0 +1,59 @@
+"""Nodes and their GPUs, as the control plane knows them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Gpu(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    index: int = Field(ge=0)
+    uuid: str
+    model: str
+    memory: int = Field(ge=0, description="bytes")
+
+
+class NodeState(StrEnum):
+    UP = "UP"
+    DRAINED = "DRAINED"
+    DOWN = "DOWN"
+
+
+class Node(BaseModel):
+    """A machine work can be placed on. `backend` names the engine that can run work there
+    (``local`` for this host); nodes declared in a cluster file for another engine carry its name."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str = Field(min_length=1, max_length=253)
+    cpus: float = Field(gt=0)
+    memory: int = Field(ge=0, description="bytes")
+    gpus: tuple[Gpu, ...] = ()
+    state: NodeState = NodeState.UP
+    backend: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    last_seen: datetime | None = None
+
+    @property
+    def gpu_models(self) -> set[str]:
+        return {g.model for g in self.gpus}
+
+
+def _normalize_model(name: str) -> str:
+    return " ".join(name.lower().replace("-", " ").replace("_", " ").split())
+
+
+def gpu_model_matches(requested: str, model: str) -> bool:
+    """Does a requested GPU type (e.g. "H100", "a100-80gb") name this GPU model (e.g. "NVIDIA A100-SXM4-80GB")?
+
+    Case-insensitive, on whole words in order, so both the short names people write and the full
+    names NVML reports work, while "A10" does not match "A100"."""
+    req, name = _normalize_model(requested), _normalize_model(model)
+    if req == name:
+        return True
+    req_words, name_words = req.split(), name.split()
+    return all(w in name_words for w in req_words)

@@ -1,0 +1,205 @@
+"""The ports the services and the control loop depend on. Adapters (store/, backends/) implement them.
+
+Backends follow dstack's habit: a small required `Backend` protocol plus optional capabilities
+(`SupportsLogs`, ...) that callers discover with isinstance(), so an engine implements only what it has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+from aidc.domain.decisions import Placement
+from aidc.domain.errors import FieldProblem
+from aidc.domain.jobs import Attempt, Job, JobSpec, JobState
+from aidc.domain.nodes import Node
+from aidc.domain.queues import Queue
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, timezone-aware (UTC)."""
+        ...
+
+
+# ---------------------------------------------------------------------------------------------- store
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    id: int
+    name: str
+    prefix: str
+    token_hash: str
+    role: str
+    created_at: datetime
+    last_used_at: datetime | None = None
+    revoked: bool = False
+
+
+class JobRepository(Protocol):
+    def add(self, spec: JobSpec, user: str, now: datetime) -> Job:
+        """Insert a PENDING job and return it with its new id."""
+        ...
+
+    def get(self, job_id: int) -> Job | None: ...
+
+    def list(
+        self,
+        *,
+        states: Sequence[JobState] | None = None,
+        queue: str | None = None,
+        limit: int | None = None,
+        descending: bool = False,
+    ) -> list[Job]:
+        """Jobs ordered by id (ascending unless `descending`)."""
+        ...
+
+    def save(self, job: Job) -> None:
+        """Write back a job's mutable fields (state, reasons, times, attempts_made, not_before)."""
+        ...
+
+    def set_pending_reasons(self, reasons: Mapping[int, str | None]) -> None: ...
+
+    def add_attempt(self, attempt: Attempt) -> None: ...
+
+    def save_attempt(self, attempt: Attempt) -> None:
+        """Write back an attempt's end (ended_at, exit_code, reason)."""
+        ...
+
+    def attempts(self, job_id: int) -> list[Attempt]: ...
+
+    def open_attempts(self) -> list[Attempt]:
+        """Attempts that still hold resources (ended_at is None), across all jobs."""
+        ...
+
+
+class QueueRepository(Protocol):
+    def add(self, queue: Queue) -> None: ...
+
+    def get(self, name: str) -> Queue | None: ...
+
+    def list(self) -> list[Queue]: ...
+
+
+class NodeRepository(Protocol):
+    def upsert(self, node: Node) -> None: ...
+
+    def get(self, name: str) -> Node | None: ...
+
+    def list(self) -> list[Node]: ...
+
+
+class TokenRepository(Protocol):
+    def add(self, *, name: str, prefix: str, token_hash: str, role: str, now: datetime) -> TokenRecord: ...
+
+    def find_by_hash(self, token_hash: str) -> TokenRecord | None: ...
+
+    def count(self) -> int: ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction. Leaving the `with` block without commit() rolls back."""
+
+    jobs: JobRepository
+    queues: QueueRepository
+    nodes: NodeRepository
+    tokens: TokenRepository
+
+    def commit(self) -> None: ...
+
+
+class Store(Protocol):
+    def unit_of_work(self) -> AbstractContextManager[UnitOfWork]: ...
+
+    def close(self) -> None: ...
+
+
+# ---------------------------------------------------------------------------------------------- backends
+
+
+@dataclass(frozen=True)
+class LaunchRequest:
+    """Everything a backend needs to start one attempt. `env` holds what aidc sets for every attempt
+    (AIDC_JOB_ID, AIDC_ATTEMPT, AIDC_NUM_NODES, ...); the backend adds what only it knows
+    (CUDA_VISIBLE_DEVICES, AIDC_CHECKPOINT_DIR when the spec has none)."""
+
+    job_id: int
+    attempt: int
+    spec: JobSpec
+    placement: Placement
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AttemptExit:
+    """An attempt that has ended: its exit code (None when unknown) and how it ended, in words."""
+
+    job_id: int
+    attempt: int
+    exit_code: int | None
+    reason: str
+    ended_at: datetime
+
+
+class AdoptOutcome(StrEnum):
+    RUNNING = "RUNNING"  # the process is alive and the backend tracks it again
+    EXITED = "EXITED"  # it ended while nobody watched; the exit is reported by the next poll()
+    LOST = "LOST"  # nothing can be known about it: the caller fails the attempt
+
+
+class Backend(Protocol):
+    """The engine that runs attempts. Required of every backend."""
+
+    name: str
+
+    def discover_nodes(self) -> list[Node]:
+        """The nodes this backend can run work on, as they are now."""
+        ...
+
+    def validate(self, spec: JobSpec) -> list[FieldProblem]:
+        """Problems this backend sees in a spec before it is accepted (e.g. a workdir that does not exist)."""
+        ...
+
+    def launch(self, request: LaunchRequest) -> None:
+        """Start an attempt. Raises LaunchError when it cannot start."""
+        ...
+
+    def poll(self) -> list[AttemptExit]:
+        """Attempts that ended since the last poll (each reported once)."""
+        ...
+
+    def terminate(self, job_id: int, attempt: int, grace_seconds: float) -> None:
+        """Ask the attempt to stop (SIGTERM or the engine's equivalent), kill it after the grace period."""
+        ...
+
+    def adopt(self, attempt: Attempt) -> AdoptOutcome:
+        """After a control-plane restart: take back an attempt the store says is still open."""
+        ...
+
+    def close(self) -> None:
+        """Stop watching (attempts keep running: they are adopted on the next start)."""
+        ...
+
+
+class LaunchError(Exception):
+    """An attempt could not be started; the message says why, for the user."""
+
+
+@dataclass(frozen=True)
+class LogChunk:
+    data: bytes
+    next_offset: int
+    attempt: int
+    complete: bool  # the attempt has ended and everything was read
+
+
+@runtime_checkable
+class SupportsLogs(Protocol):
+    def read_log(self, job_id: int, attempt: int, offset: int = 0, limit: int = 1 << 20) -> LogChunk:
+        """Bytes of an attempt's output from `offset`; raises KeyError when the attempt has no log."""
+        ...

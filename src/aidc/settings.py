@@ -1,0 +1,39 @@
+"""The control plane's settings: one pydantic-settings object (AIDC_ prefix), built once and passed explicitly."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_PORT = 8470
+
+
+def default_data_dir() -> Path:
+    env = os.environ.get("AIDC_DATA_DIR")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".local" / "share") / "aidc"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AIDC_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
+    data_dir: Path = Field(default_factory=default_data_dir)
+    database_url: str | None = Field(default=None, description="Default: SQLite (WAL) in the data dir")
+    cluster_file: Path | None = None
+    backend: str = "local"
+    schedule_interval: float = Field(default=1.0, gt=0, description="Seconds between scheduling cycles at most")
+    retry_backoff: float = Field(default=10.0, ge=0, description="Seconds before the first retry; doubles after")
+    retry_backoff_max: float = Field(default=300.0, ge=0)
+    cancel_grace: float = Field(default=10.0, ge=0, description="Seconds between SIGTERM and SIGKILL")
+    log_level: str = "info"
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'aidc.db'}"
