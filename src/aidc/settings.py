@@ -34,6 +34,3 @@ class Settings(BaseSettings):
     cancel_grace: float = Field(default=10.0, ge=0, description="Seconds between SIGTERM and SIGKILL")
     log_level: str = "info"
 
-    @property
-    def resolved_database_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.data_dir / 'aidc.db'}"

@@ -120,7 +120,9 @@ class Attempt(BaseModel):
     job_id: int
     number: int = Field(ge=1)
     nodes: tuple[str, ...]
-    gpus: tuple[int, ...] = Field(default=(), description="GPU indices on each node")
+    gpus: tuple[tuple[int, ...], ...] = Field(
+        default=(), description="GPU indices given on each node, parallel to `nodes`"
+    )
     started_at: datetime
     ended_at: datetime | None = None
     exit_code: int | None = None

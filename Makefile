@@ -1,0 +1,55 @@
+# The two commands of the README's quick start: `make up` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
+UP_ARGS ?=
+
+.PHONY: up install install-dev test test-fast lint typecheck contracts bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[examples]'
+	touch $@
+
+$(DEV_STAMP): pyproject.toml $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,examples]'
+	touch $@
+
+install: $(STAMP)
+
+install-dev: $(DEV_STAMP)
+
+## Create .venv, install aidc (with the examples' torch and scikit-learn), start the control plane.
+up: $(STAMP)
+	$(BIN)/aidc up $(UP_ARGS)
+
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples
+
+typecheck: $(DEV_STAMP)
+	$(BIN)/mypy
+
+contracts: $(DEV_STAMP)
+	$(BIN)/lint-imports
+
+## Lint, type checks, import contracts, then the whole test suite (starts PostgreSQL itself).
+test: $(DEV_STAMP) lint typecheck contracts
+	bash scripts/install-test-deps.sh
+	$(BIN)/pytest -q
+
+## Unit tests only: no servers, no processes, seconds.
+test-fast: $(DEV_STAMP)
+	$(BIN)/pytest -q tests/unit
+
+bench: $(DEV_STAMP)
+	$(BIN)/python bench/submit.py
+	$(BIN)/python bench/sched_cycle.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

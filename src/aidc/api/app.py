@@ -1,0 +1,34 @@
+"""The FastAPI application factory. It knows the services, never the store or the backends."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+from fastapi import FastAPI
+
+from aidc import __version__
+from aidc.api.errors import install_error_handlers
+from aidc.api.routers import cluster, jobs, meta
+from aidc.services.bundle import Services
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def create_app(services: Services, lifespan: Lifespan | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def _no_lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+
+    app = FastAPI(
+        title="aidc",
+        version=__version__,
+        description="The control plane of an AI datacenter. Every /v1 endpoint needs `Authorization: Bearer TOKEN`.",
+        lifespan=lifespan or _no_lifespan,
+    )
+    app.state.services = services
+    install_error_handlers(app)
+    app.include_router(meta.router)
+    app.include_router(jobs.router)
+    app.include_router(cluster.router)
+    return app

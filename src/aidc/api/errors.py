@@ -1,0 +1,85 @@
+"""Every error a client can cause becomes a JSON body naming the field and the problem; never a traceback."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from aidc.api.schemas import ErrorOut, ProblemOut
+from aidc.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Unauthenticated
+
+log = logging.getLogger(__name__)
+
+# FastAPI prefixes the location of a body field with "body"; users know the field by its path in the spec.
+_LOCATION_ROOTS = {"body", "query", "path", "header"}
+
+
+def problems_from_pydantic(errors: list[Any]) -> list[ProblemOut]:
+    problems = []
+    for err in errors:
+        loc = [str(p) for p in err.get("loc", ())]
+        if loc and loc[0] in _LOCATION_ROOTS:
+            loc = loc[1:]
+        msg = str(err.get("msg", "invalid"))
+        msg = msg.removeprefix("Value error, ")
+        if err.get("type") == "extra_forbidden":
+            msg = "unknown field"
+        problems.append(ProblemOut(field=".".join(loc), problem=msg))
+    return problems
+
+
+def _body(status: int, detail: str, problems: list[ProblemOut] | None = None, **headers: str) -> JSONResponse:
+    content = ErrorOut(detail=detail, errors=problems or []).model_dump()
+    return JSONResponse(status_code=status, content=content, headers=headers or None)
+
+
+def _summary(problems: list[ProblemOut]) -> str:
+    return "; ".join(f"{p.field}: {p.problem}" if p.field else p.problem for p in problems)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = problems_from_pydantic(list(exc.errors()))
+        return _body(422, _summary(problems) or "invalid request", problems)
+
+    @app.exception_handler(ValidationError)
+    async def _pydantic(_: Request, exc: ValidationError) -> JSONResponse:
+        problems = problems_from_pydantic(list(exc.errors()))
+        return _body(422, _summary(problems), problems)
+
+    @app.exception_handler(InvalidInput)
+    async def _invalid(_: Request, exc: InvalidInput) -> JSONResponse:
+        problems = [ProblemOut(field=p.field, problem=p.problem) for p in exc.problems]
+        return _body(422, _summary(problems), problems)
+
+    @app.exception_handler(NotFound)
+    async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
+        return _body(404, str(exc))
+
+    @app.exception_handler(Conflict)
+    async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
+        return _body(409, str(exc))
+
+    @app.exception_handler(Unauthenticated)
+    async def _unauthenticated(_: Request, exc: Unauthenticated) -> JSONResponse:
+        return _body(401, str(exc), **{"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(PermissionDenied)
+    async def _denied(_: Request, exc: PermissionDenied) -> JSONResponse:
+        return _body(403, str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _body(exc.status_code, str(exc.detail), **(exc.headers or {}))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return _body(500, "internal error; the server log has the details")

@@ -1,0 +1,34 @@
+"""Nodes and queues."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from aidc.api.deps import PrincipalDep, ServicesDep
+from aidc.api.schemas import ErrorOut, NodeOut, QueueCreate, QueueOut
+from aidc.api.views import node_out, queue_out
+
+router = APIRouter(prefix="/v1", tags=["cluster"])
+_ERRORS: dict[int | str, dict[str, object]] = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}}
+
+
+@router.get("/nodes", response_model=list[NodeOut], responses=_ERRORS, summary="List nodes")
+def list_nodes(services: ServicesDep, principal: PrincipalDep) -> list[NodeOut]:
+    return [node_out(n) for n in services.nodes.list(principal)]
+
+
+@router.get("/queues", response_model=list[QueueOut], responses=_ERRORS, summary="List queues")
+def list_queues(services: ServicesDep, principal: PrincipalDep) -> list[QueueOut]:
+    return [queue_out(q) for q in services.queues.list(principal)]
+
+
+@router.post(
+    "/queues",
+    status_code=201,
+    response_model=QueueOut,
+    responses={**_ERRORS, 409: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+    summary="Create a queue",
+)
+def create_queue(body: QueueCreate, services: ServicesDep, principal: PrincipalDep) -> QueueOut:
+    queue = services.queues.create(principal, body.name, body.quota, body.weight)
+    return next(queue_out(q) for q in services.queues.list(principal) if q.queue.name == queue.name)

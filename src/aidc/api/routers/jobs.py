@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from aidc.api.deps import PrincipalDep, ServicesDep
+from aidc.api.schemas import ErrorOut, JobDetailOut, JobOut
+from aidc.api.views import job_detail_out, job_out
+from aidc.domain.jobs import JobSpec, JobState
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+_ERRORS: dict[int | str, dict[str, object]] = {
+    401: {"model": ErrorOut},
+    403: {"model": ErrorOut},
+    404: {"model": ErrorOut},
+    409: {"model": ErrorOut},
+    422: {"model": ErrorOut},
+}
+
+
+@router.post("", status_code=201, response_model=JobOut, responses=_ERRORS, summary="Submit a job")
+def submit(spec: JobSpec, services: ServicesDep, principal: PrincipalDep) -> JobOut:
+    """The job is stored (committed) before this returns; it is PENDING until the scheduler starts it."""
+    return job_out(services.jobs.submit(principal, spec))
+
+
+@router.get("", response_model=list[JobOut], responses=_ERRORS, summary="List jobs")
+def list_jobs(
+    services: ServicesDep,
+    principal: PrincipalDep,
+    state: Annotated[list[JobState] | None, Query(description="Repeat to match several states")] = None,
+    queue: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> list[JobOut]:
+    """The newest `limit` jobs that match, oldest first."""
+    return [job_out(j) for j in services.jobs.list(principal, states=state, queue=queue, limit=limit)]
+
+
+@router.get("/{job_id}", response_model=JobDetailOut, responses=_ERRORS, summary="Show a job and its attempts")
+def show(job_id: int, services: ServicesDep, principal: PrincipalDep) -> JobDetailOut:
+    return job_detail_out(services.jobs.get(principal, job_id))
+
+
+@router.post("/{job_id}/cancel", response_model=JobOut, responses=_ERRORS, summary="Cancel a job")
+def cancel(job_id: int, services: ServicesDep, principal: PrincipalDep) -> JobOut:
+    """A running job is sent SIGTERM, then SIGKILL after the grace period."""
+    return job_out(services.jobs.cancel(principal, job_id))
+
+
+@router.get(
+    "/{job_id}/logs",
+    response_class=Response,
+    responses={**_ERRORS, 200: {"content": {"text/plain": {}}}},
+    summary="Read a job's output",
+)
+def logs(
+    job_id: int,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    attempt: Annotated[int | None, Query(ge=1, description="Default: the latest attempt")] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=16 << 20)] = 1 << 20,
+) -> Response:
+    """Output bytes from `offset`. Headers: X-Aidc-Attempt, X-Aidc-Next-Offset (pass it back as `offset` to
+    follow), X-Aidc-Complete ("true" once the attempt has ended and all its output was read)."""
+    chunk = services.jobs.logs(principal, job_id, attempt, offset, limit)
+    return Response(
+        content=chunk.data,
+        media_type="text/plain; charset=utf-8",
+        headers={
+            "X-Aidc-Attempt": str(chunk.attempt),
+            "X-Aidc-Next-Offset": str(chunk.next_offset),
+            "X-Aidc-Complete": "true" if chunk.complete else "false",
+        },
+    )

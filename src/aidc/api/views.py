@@ -1,0 +1,88 @@
+"""Domain objects -> wire schemas."""
+
+from __future__ import annotations
+
+from aidc.api.schemas import AttemptOut, GpuOut, JobDetailOut, JobOut, NodeOut, QueueOut
+from aidc.domain.jobs import Attempt, Job
+from aidc.services.jobs import JobDetail
+from aidc.services.nodes import NodeUsage
+from aidc.services.queues import QueueUsage
+
+
+def job_out(job: Job) -> JobOut:
+    spec = job.spec
+    return JobOut(
+        id=job.id,
+        name=spec.name,
+        kind=spec.kind,
+        state=job.state,
+        queue=spec.queue,
+        priority=spec.priority,
+        user=job.user,
+        resources=spec.resources,
+        num_nodes=spec.num_nodes,
+        submitted_at=job.submitted_at,
+        started_at=job.started_at,
+        ended_at=job.ended_at,
+        attempts_made=job.attempts_made,
+        max_retries=spec.max_retries,
+        pending_reason=job.pending_reason,
+        state_reason=job.state_reason,
+        not_before=job.not_before,
+    )
+
+
+def attempt_out(a: Attempt) -> AttemptOut:
+    return AttemptOut(
+        number=a.number,
+        nodes=list(a.nodes),
+        gpus=[list(g) for g in a.gpus],
+        started_at=a.started_at,
+        ended_at=a.ended_at,
+        exit_code=a.exit_code,
+        reason=a.reason,
+    )
+
+
+def job_detail_out(detail: JobDetail) -> JobDetailOut:
+    return JobDetailOut(
+        **job_out(detail.job).model_dump(),
+        spec=detail.job.spec,
+        attempts=[attempt_out(a) for a in detail.attempts],
+    )
+
+
+def node_out(usage: NodeUsage) -> NodeOut:
+    n = usage.node
+    used = set(usage.gpus_used)
+    return NodeOut(
+        name=n.name,
+        state=n.state,
+        backend=n.backend,
+        cpus=n.cpus,
+        memory=n.memory,
+        gpus=[
+            GpuOut(index=g.index, uuid=g.uuid, model=g.model, memory=g.memory, allocated=g.index in used)
+            for g in n.gpus
+        ],
+        labels=dict(n.labels),
+        last_seen=n.last_seen,
+        cpus_allocated=usage.cpus_used,
+        memory_allocated=usage.memory_used,
+        jobs=list(usage.jobs),
+    )
+
+
+def queue_out(usage: QueueUsage) -> QueueOut:
+    q = usage.queue
+    return QueueOut(
+        name=q.name,
+        quota=q.quota,
+        weight=q.weight,
+        created_at=q.created_at,
+        pending=usage.pending,
+        running=usage.running,
+        gpus_in_use=usage.gpus,
+        cpus_in_use=usage.cpus,
+        memory_in_use=usage.memory,
+    )

@@ -1,0 +1,21 @@
+"""The local backend: attempts run as process groups on this host, GPUs pinned with CUDA_VISIBLE_DEVICES.
+
+`LocalBackend` is imported lazily (PEP 562) because the runner (`python -m aidc.backends.local.runner`)
+passes through this package and must not pay for pydantic and psutil."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from aidc.backends.local.backend import LocalBackend
+
+__all__ = ["LocalBackend"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "LocalBackend":
+        from aidc.backends.local.backend import LocalBackend
+
+        return LocalBackend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

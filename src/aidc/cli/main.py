@@ -1,0 +1,84 @@
+"""The `aidc` command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from aidc import __version__
+from aidc.cli import cluster, jobs
+from aidc.cli.context import EXIT_USAGE, config, fail
+
+app = typer.Typer(
+    name="aidc",
+    help="aidc: the control plane of an AI datacenter.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _global(
+    url: Annotated[str | None, typer.Option(help="Server URL (env AIDC_URL; default http://127.0.0.1:8470)")] = None,
+    token: Annotated[str | None, typer.Option(help="API token (env AIDC_TOKEN; default DATA_DIR/admin.token)")] = None,
+) -> None:
+    config.url = url
+    config.token = token
+
+
+@app.command()
+def up(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535)] = 8470,
+    data_dir: Annotated[Path | None, typer.Option(help="Default: $AIDC_DATA_DIR or ~/.local/share/aidc")] = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="Default: SQLite in the data dir; or postgresql+psycopg://...")
+    ] = None,
+    cluster_file: Annotated[Path | None, typer.Option("--cluster", help="Cluster file declaring more nodes")] = None,
+    log_level: Annotated[str, typer.Option()] = "info",
+) -> None:
+    """Start the control plane (REST API, scheduler, local backend)."""
+    from pydantic import ValidationError
+
+    from aidc.domain.errors import InvalidInput
+    from aidc.server.run import serve
+    from aidc.settings import Settings
+
+    overrides: dict[str, object] = {"host": host, "port": port, "log_level": log_level}
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    if database_url is not None:
+        overrides["database_url"] = database_url
+    if cluster_file is not None:
+        overrides["cluster_file"] = cluster_file
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+        serve(settings)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        fail(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}", EXIT_USAGE)
+    except InvalidInput as exc:
+        fail(str(exc), EXIT_USAGE)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    print(__version__)
+
+
+app.command()(jobs.submit)
+app.command("jobs")(jobs.jobs)
+app.command()(jobs.show)
+app.command()(jobs.cancel)
+app.command()(jobs.logs)
+app.command()(cluster.nodes)
+app.command()(cluster.queues)
+app.add_typer(cluster.queue_app, name="queue")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,57 @@
+"""Tables and values for people; --json output is the wire schema as it is."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from aidc.domain.units import format_duration, format_size
+
+console = Console(highlight=False, soft_wrap=True)
+
+
+def print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2))
+
+
+def when(value: datetime | None) -> str:
+    if value is None:
+        return "-"
+    return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def ago(value: datetime | None, now: datetime | None = None) -> str:
+    if value is None:
+        return "-"
+    seconds = ((now or datetime.now(UTC)) - value).total_seconds()
+    return f"{format_duration(max(0.0, seconds))} ago"
+
+
+def size(value: int | None) -> str:
+    return "-" if value is None else format_size(value)
+
+
+def table(*columns: str) -> Table:
+    t = Table(box=None, pad_edge=False, header_style="bold")
+    for column in columns:
+        t.add_column(column, overflow="fold")
+    return t
+
+
+STATE_STYLE = {
+    "PENDING": "yellow",
+    "RUNNING": "cyan",
+    "SUCCEEDED": "green",
+    "FAILED": "red",
+    "CANCELLED": "magenta",
+    "PREEMPTED": "yellow",
+}
+
+
+def state(value: str) -> str:
+    style = STATE_STYLE.get(value)
+    return f"[{style}]{value}[/{style}]" if style else value

@@ -1,0 +1,133 @@
+"""A typed client over httpx. Responses are parsed into the API's own wire schemas."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel, TypeAdapter
+
+from aidc.api.schemas import ErrorOut, JobDetailOut, JobOut, NodeOut, ProblemOut, QueueCreate, QueueOut
+
+T = TypeVar("T")
+
+
+class ApiError(Exception):
+    """The server answered with an error status; `detail` and `errors` come from its JSON body."""
+
+    def __init__(self, status: int, detail: str, errors: list[ProblemOut] | None = None) -> None:
+        self.status = status
+        self.detail = detail
+        self.errors = errors or []
+        super().__init__(f"HTTP {status}: {detail}")
+
+
+class ConnectionFailed(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class LogChunkOut:
+    data: bytes
+    next_offset: int
+    attempt: int
+    complete: bool
+
+
+class AidcClient:
+    def __init__(self, base_url: str, token: str | None, timeout: float = 30.0) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> AidcClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise ConnectionFailed(f"cannot reach aidc at {self.base_url} ({exc}); is `aidc up` running?") from None
+        if response.status_code >= 400:
+            raise _api_error(response)
+        return response
+
+    def _get(self, path: str, adapter: TypeAdapter[T], **kwargs: Any) -> T:
+        return adapter.validate_json(self._request("GET", path, **kwargs).content)
+
+    # ------------------------------------------------------------------ jobs
+
+    def submit(self, spec: dict[str, Any]) -> JobOut:
+        return JobOut.model_validate_json(self._request("POST", "/v1/jobs", json=spec).content)
+
+    def jobs(self, states: Sequence[str] = (), queue: str | None = None, limit: int = 1000) -> list[JobOut]:
+        params: dict[str, Any] = {"limit": limit}
+        if states:
+            params["state"] = list(states)
+        if queue:
+            params["queue"] = queue
+        return self._get("/v1/jobs", _JOBS, params=params)
+
+    def show(self, job_id: int) -> JobDetailOut:
+        return JobDetailOut.model_validate_json(self._request("GET", f"/v1/jobs/{job_id}").content)
+
+    def cancel(self, job_id: int) -> JobOut:
+        return JobOut.model_validate_json(self._request("POST", f"/v1/jobs/{job_id}/cancel").content)
+
+    def logs(self, job_id: int, attempt: int | None = None, offset: int = 0) -> LogChunkOut:
+        params: dict[str, Any] = {"offset": offset}
+        if attempt is not None:
+            params["attempt"] = attempt
+        response = self._request("GET", f"/v1/jobs/{job_id}/logs", params=params)
+        return LogChunkOut(
+            data=response.content,
+            next_offset=int(response.headers["X-Aidc-Next-Offset"]),
+            attempt=int(response.headers["X-Aidc-Attempt"]),
+            complete=response.headers.get("X-Aidc-Complete") == "true",
+        )
+
+    # ------------------------------------------------------------------ cluster
+
+    def nodes(self) -> list[NodeOut]:
+        return self._get("/v1/nodes", _NODES)
+
+    def queues(self) -> list[QueueOut]:
+        return self._get("/v1/queues", _QUEUES)
+
+    def create_queue(self, body: QueueCreate) -> QueueOut:
+        content = self._request("POST", "/v1/queues", json=body.model_dump(mode="json", exclude_none=True)).content
+        return QueueOut.model_validate_json(content)
+
+    def jobspec_schema(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("GET", "/v1/schemas/jobspec").json()
+        return result
+
+
+_JOBS: TypeAdapter[list[JobOut]] = TypeAdapter(list[JobOut])
+_NODES: TypeAdapter[list[NodeOut]] = TypeAdapter(list[NodeOut])
+_QUEUES: TypeAdapter[list[QueueOut]] = TypeAdapter(list[QueueOut])
+
+
+def _api_error(response: httpx.Response) -> ApiError:
+    try:
+        body = ErrorOut.model_validate_json(response.content)
+    except ValueError:
+        return ApiError(response.status_code, response.text.strip()[:500] or response.reason_phrase)
+    return ApiError(response.status_code, body.detail, body.errors)
+
+
+def dump(model: BaseModel | Sequence[BaseModel]) -> Any:
+    """JSON-ready data of one model or a list of them."""
+    if isinstance(model, BaseModel):
+        return model.model_dump(mode="json")
+    return [m.model_dump(mode="json") for m in model]

@@ -1,0 +1,1 @@
+"""The live loop: store -> snapshot -> scheduler -> backend -> store. The real clock lives here."""

@@ -1,0 +1,203 @@
+"""The control loop: each cycle records ended attempts, stops cancelled work, schedules, and launches.
+
+Every state change is committed before the backend acts on it (an attempt row exists before its process
+starts), so after a crash the store knows of every process that may be running, and `recover()` adopts
+what survived and fails (then retries) what cannot be known.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from aidc.domain.decisions import Placement, Start, Wait
+from aidc.domain.jobs import Attempt, JobState
+from aidc.ports import AdoptOutcome, AttemptExit, Backend, Clock, LaunchError, LaunchRequest, Store
+from aidc.control.retry import RetryPolicy, after_attempt
+from aidc.sched.snapshot import Scheduler
+from aidc.services.snapshots import load_state
+
+log = logging.getLogger(__name__)
+
+LOST_REASON = "lost: the control plane restarted and found no trace of the attempt's process"
+
+
+@dataclass(frozen=True)
+class CycleStats:
+    exits: int
+    started: int
+    waiting: int
+    seconds: float
+
+
+class ControlLoop:
+    def __init__(
+        self,
+        store: Store,
+        backend: Backend,
+        scheduler: Scheduler,
+        clock: Clock,
+        *,
+        retry: RetryPolicy,
+        interval: float = 1.0,
+        cancel_grace: float = 10.0,
+        heartbeat: Callable[[], None] | None = None,
+        heartbeat_every: float = 30.0,
+    ) -> None:
+        self._store = store
+        self._backend = backend
+        self._scheduler = scheduler
+        self._clock = clock
+        self._retry = retry
+        self._interval = interval
+        self._cancel_grace = cancel_grace
+        self._heartbeat = heartbeat
+        self._heartbeat_every = heartbeat_every
+        self._last_heartbeat = 0.0
+        self._terminating: set[tuple[int, int]] = set()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.recovered = False
+        self.last_cycle: CycleStats | None = None
+        self.last_cycle_at = 0.0  # time.monotonic() of the last cycle that completed
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        self.recover()
+        self._thread = threading.Thread(target=self._run, name="aidc-control", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def healthy(self, max_age: float) -> bool:
+        return self.recovered and time.monotonic() - self.last_cycle_at < max_age
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self.run_cycle()
+            except Exception:  # one bad cycle must not stop the control plane; the next one retries
+                log.exception("control cycle failed")
+            self._wake.wait(self._interval)
+            self._wake.clear()
+
+    # ------------------------------------------------------------------ recovery
+
+    def recover(self) -> None:
+        """Take back the attempts the store says are open: adopt survivors, fail (then retry) the unknown."""
+        with self._store.unit_of_work() as uow:
+            open_attempts = uow.jobs.open_attempts()
+        lost: list[AttemptExit] = []
+        for attempt in open_attempts:
+            outcome = self._backend.adopt(attempt)
+            log.info("job %s attempt %s after restart: %s", attempt.job_id, attempt.number, outcome)
+            if outcome == AdoptOutcome.LOST:
+                lost.append(AttemptExit(attempt.job_id, attempt.number, None, LOST_REASON, self._clock.now()))
+        self._record_exits(lost)
+        self.recovered = True
+
+    # ------------------------------------------------------------------ one cycle
+
+    def run_cycle(self) -> CycleStats:
+        began = time.monotonic()
+        if self._heartbeat is not None and began - self._last_heartbeat >= self._heartbeat_every:
+            self._heartbeat()
+            self._last_heartbeat = began
+        exits = self._backend.poll()
+        self._record_exits(exits)
+        now = self._clock.now()
+        with self._store.unit_of_work() as uow:
+            state = load_state(uow, self._backend.name)
+        self._stop_ended_jobs(state.open_attempts, state.jobs)
+        decisions = self._scheduler.schedule(state.snapshot, now)
+        reasons: dict[int, str | None] = {}
+        started = 0
+        for decision in decisions:
+            if isinstance(decision, Wait):
+                job = state.jobs.get(decision.job_id)
+                if job is not None and job.pending_reason != decision.reason:
+                    reasons[decision.job_id] = decision.reason
+            elif isinstance(decision, Start):
+                started += self._start(decision.job_id, decision.placement, now)
+        if reasons:
+            with self._store.unit_of_work() as uow:
+                uow.jobs.set_pending_reasons(reasons)
+                uow.commit()
+        stats = CycleStats(len(exits), started, len(decisions) - started, time.monotonic() - began)
+        self.last_cycle = stats
+        self.last_cycle_at = time.monotonic()
+        return stats
+
+    def _start(self, job_id: int, placement: Placement, now: datetime) -> int:
+        with self._store.unit_of_work() as uow:
+            job = uow.jobs.get(job_id)
+            if job is None or job.state != JobState.PENDING:  # cancelled since the snapshot
+                return 0
+            number = job.attempts_made + 1
+            job = job.transition(JobState.RUNNING, now).model_copy(update={"attempts_made": number})
+            attempt = Attempt(
+                job_id=job_id,
+                number=number,
+                nodes=placement.nodes,
+                gpus=tuple(a.gpus for a in placement.assignments),
+                started_at=now,
+            )
+            uow.jobs.save(job)
+            uow.jobs.add_attempt(attempt)
+            uow.commit()
+        env = {
+            "AIDC_JOB_ID": str(job_id),
+            "AIDC_JOB_NAME": job.spec.name,
+            "AIDC_ATTEMPT": str(number),
+            "AIDC_NUM_NODES": str(job.spec.num_nodes),
+            "AIDC_QUEUE": job.spec.queue,
+        }
+        try:
+            self._backend.launch(LaunchRequest(job_id, number, job.spec, placement, env))
+        except LaunchError as exc:
+            log.warning("job %s attempt %s could not start: %s", job_id, number, exc)
+            self._record_exits([AttemptExit(job_id, number, None, f"launch failed: {exc}", self._clock.now())])
+            return 0
+        log.info("job %s attempt %s started on %s", job_id, number, ",".join(placement.nodes))
+        return 1
+
+    def _stop_ended_jobs(self, open_attempts: list[Attempt], active: dict[int, object]) -> None:
+        """Attempts still running for jobs that are no longer active (cancelled) are asked to stop, once."""
+        for attempt in open_attempts:
+            key = (attempt.job_id, attempt.number)
+            if attempt.job_id not in active and key not in self._terminating:
+                self._backend.terminate(attempt.job_id, attempt.number, self._cancel_grace)
+                self._terminating.add(key)
+
+    def _record_exits(self, exits: list[AttemptExit]) -> None:
+        for ended in exits:
+            with self._store.unit_of_work() as uow:
+                attempt = next((a for a in uow.jobs.attempts(ended.job_id) if a.number == ended.attempt), None)
+                job = uow.jobs.get(ended.job_id)
+                if attempt is None or job is None or not attempt.is_open:
+                    continue
+                uow.jobs.save_attempt(
+                    attempt.model_copy(
+                        update={"ended_at": ended.ended_at, "exit_code": ended.exit_code, "reason": ended.reason}
+                    )
+                )
+                if attempt.number == job.attempts_made:
+                    updated = after_attempt(job, ended.exit_code, ended.reason, ended.ended_at, self._retry)
+                    if updated is not job:
+                        uow.jobs.save(updated)
+                uow.commit()
+            self._terminating.discard((ended.job_id, ended.attempt))
+            log.info("job %s attempt %s ended: %s", ended.job_id, ended.attempt, ended.reason)

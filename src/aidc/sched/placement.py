@@ -1,0 +1,203 @@
+"""Placement: a filter chain that says why each node was rejected, then best-fit scoring (GPUStack's habit).
+
+Filters run in a fixed order and the first that rejects a node names the reason:
+
+1. state      the node is not UP (DRAINED, DOWN)
+2. gpu model  the node has no GPUs, or none of the requested model (`gpu_model_matches`)
+3. gpus       not enough free GPUs (of the requested model)
+4. cpus       not enough free CPUs
+5. memory     not enough free memory
+
+Scoring is best-fit: among the nodes that pass, the one left with the fewest free GPUs, then the fewest
+free CPUs, then the least free memory; ties by node name so the choice never depends on input order.
+Multi-node jobs (resources are per node) are gang-placed: `num_nodes` distinct nodes at once, or none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from aidc.domain.decisions import NodeAssignment, Placement
+from aidc.domain.nodes import NodeState
+from aidc.domain.units import format_size
+from aidc.sched.capacity import NodeCapacity, Request, from_milli
+
+
+class Reject(StrEnum):
+    """Which filter rejected a node."""
+
+    STATE = "state"
+    NO_GPUS = "no-gpus"
+    GPU_MODEL = "gpu-model"
+    GPUS = "gpus"
+    CPUS = "cpus"
+    MEMORY = "memory"
+
+
+Filter = Callable[[NodeCapacity, Request], Reject | None]
+
+
+def state_filter(node: NodeCapacity, req: Request) -> Reject | None:
+    return None if node.state is NodeState.UP else Reject.STATE
+
+
+def gpu_model_filter(node: NodeCapacity, req: Request) -> Reject | None:
+    if req.gpus == 0:
+        return None
+    if not node.gpu_models:
+        return Reject.NO_GPUS
+    if req.gpu_type is not None and not node.matches(req.gpu_type):
+        return Reject.GPU_MODEL
+    return None
+
+
+def gpu_count_filter(node: NodeCapacity, req: Request) -> Reject | None:
+    if req.gpus == 0:
+        return None
+    return None if len(node.free_matching(req.gpu_type)) >= req.gpus else Reject.GPUS
+
+
+def cpu_filter(node: NodeCapacity, req: Request) -> Reject | None:
+    return None if node.free_cpus_m >= req.cpus_m else Reject.CPUS
+
+
+def memory_filter(node: NodeCapacity, req: Request) -> Reject | None:
+    return None if node.free_memory >= req.memory else Reject.MEMORY
+
+
+FILTERS: tuple[Filter, ...] = (
+    state_filter,
+    gpu_model_filter,
+    gpu_count_filter,
+    cpu_filter,
+    memory_filter,
+)
+
+
+def first_rejection(node: NodeCapacity, req: Request) -> Reject | None:
+    """The first filter that rejects `node` for `req`, or None when the node fits."""
+    for check in FILTERS:
+        reason = check(node, req)
+        if reason is not None:
+            return reason
+    return None
+
+
+def gpus_text(req: Request) -> str:
+    """ "1 GPU", "2 GPUs", "2 H100 GPUs"."""
+    model = f" {req.gpu_type}" if req.gpu_type else ""
+    return f"{req.gpus}{model} GPU{'' if req.gpus == 1 else 's'}"
+
+
+def model_mismatch_text(models: tuple[str, ...], gpu_type: str | None) -> str:
+    return f"GPU model is {'/'.join(models)}, not {gpu_type}"
+
+
+def summary_text(kind: Reject, node: NodeCapacity, req: Request) -> str:
+    """The short reason, the same for every node rejected alike, so reasons can be counted per node."""
+    if kind is Reject.STATE:
+        return node.state.value
+    if kind is Reject.NO_GPUS:
+        return "no GPUs"
+    if kind is Reject.GPU_MODEL:
+        return model_mismatch_text(node.models, req.gpu_type)
+    return f"not enough free {_NOUN[kind]}"
+
+
+_NOUN = {Reject.GPUS: "GPUs", Reject.CPUS: "CPUs", Reject.MEMORY: "memory"}
+
+
+def detail_text(kind: Reject, node: NodeCapacity, req: Request) -> str:
+    """The reason for one node with its figures, e.g. "needs 2 GPUs, node host-1 has 0 free"."""
+    name = node.name
+    if kind is Reject.STATE:
+        return f"node {name} is {node.state.value}"
+    if kind is Reject.NO_GPUS:
+        return f"needs {gpus_text(req)}, node {name} has no GPUs"
+    if kind is Reject.GPU_MODEL:
+        return f"needs {req.gpu_type} GPUs, node {name} has {'/'.join(node.models)}"
+    if kind is Reject.GPUS:
+        return f"needs {gpus_text(req)}, node {name} has {len(node.free_matching(req.gpu_type))} free"
+    if kind is Reject.CPUS:
+        free = from_milli(max(0, node.free_cpus_m))
+        return f"needs {from_milli(req.cpus_m):g} CPUs, node {name} has {free:g} free"
+    free_mem = format_size(max(0, node.free_memory))
+    return f"needs {format_size(req.memory)} memory, node {name} has {free_mem} free"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why one node cannot take a request: the filter, a short summary and a sentence with figures."""
+
+    node: str
+    kind: Reject
+    summary: str
+    detail: str
+
+
+def rejection(node: NodeCapacity, req: Request) -> Rejection | None:
+    kind = first_rejection(node, req)
+    if kind is None:
+        return None
+    return Rejection(node.name, kind, summary_text(kind, node, req), detail_text(kind, node, req))
+
+
+def filter_nodes(
+    nodes: Iterable[NodeCapacity], req: Request
+) -> tuple[list[NodeCapacity], list[Rejection]]:
+    """Run the filter chain over `nodes`: the nodes that fit, and for each other node, why not."""
+    fitting: list[NodeCapacity] = []
+    rejected: list[Rejection] = []
+    for node in nodes:
+        why = rejection(node, req)
+        if why is None:
+            fitting.append(node)
+        else:
+            rejected.append(why)
+    return fitting, rejected
+
+
+BestFitKey = tuple[int, int, int, str]
+
+
+def best_fit_key(node: NodeCapacity, req: Request) -> BestFitKey:
+    """Smaller is a better fit. Every candidate loses the same request, so ranking by what is free now
+    ranks by what will be left."""
+    return (len(node.free_matching(req.gpu_type)), node.free_cpus_m, node.free_memory, node.name)
+
+
+def choose_nodes(fitting: Iterable[NodeCapacity], req: Request) -> list[NodeCapacity] | None:
+    """The `req.num_nodes` best-fitting distinct nodes, best first; None when there are fewer (gang: all or
+    nothing)."""
+    ranked = sorted(fitting, key=lambda n: best_fit_key(n, req))
+    if len(ranked) < req.num_nodes:
+        return None
+    return ranked[: req.num_nodes]
+
+
+def assign(node: NodeCapacity, req: Request) -> NodeAssignment:
+    """Take `req` from `node`: the lowest free indices of matching GPUs, and its CPUs and memory."""
+    gpus = tuple(node.free_matching(req.gpu_type)[: req.gpus]) if req.gpus else ()
+    node.take(req.cpus_m, req.memory, gpus)
+    return NodeAssignment(node=node.name, gpus=gpus)
+
+
+@dataclass(frozen=True, slots=True)
+class Misfit:
+    """A request that found no placement: how many nodes did fit (fewer than it needs) and why the others
+    did not."""
+
+    fitting: int
+    rejections: tuple[Rejection, ...]
+
+
+def place(nodes: Iterable[NodeCapacity], req: Request) -> Placement | Misfit:
+    """Filter, score and take: a placement (its resources are then taken from the chosen nodes), or a
+    Misfit that says why not."""
+    fitting, rejected = filter_nodes(nodes, req)
+    chosen = choose_nodes(fitting, req)
+    if chosen is None:
+        return Misfit(fitting=len(fitting), rejections=tuple(rejected))
+    return Placement(assignments=tuple(assign(node, req) for node in chosen))

@@ -1,0 +1,1 @@
+"""Tokens (stored hashed), roles and the pure permission evaluator."""

@@ -1,0 +1,106 @@
+"""Wire the control plane together from Settings."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from aidc.api.app import create_app
+from aidc.backends.local.backend import LocalBackend
+from aidc.control.clock import SystemClock
+from aidc.control.loop import ControlLoop
+from aidc.control.retry import RetryPolicy
+from aidc.sched.priority_fifo import scheduler_by_name
+from aidc.server.cluster_file import load_cluster_file
+from aidc.services.auth import AuthService
+from aidc.services.bundle import Services
+from aidc.services.jobs import JobService
+from aidc.services.nodes import NodeService
+from aidc.services.queues import QueueService
+from aidc.settings import Settings
+from aidc.store.migrate import upgrade
+from aidc.store.sql_store import SqlStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ControlPlane:
+    app: FastAPI
+    loop: ControlLoop
+    store: SqlStore
+    backend: LocalBackend
+    admin_token_file: Path | None  # written on this start (first start only)
+
+
+def build(settings: Settings) -> ControlPlane:
+    data_dir = settings.data_dir.expanduser().resolve()
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # Jobs find the same Python (and its packages) as the control plane, e.g. `run: python train.py`.
+    bin_dir = str(Path(sys.executable).parent)
+    if os.environ.get("PATH", "").split(os.pathsep)[:1] != [bin_dir]:
+        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+
+    url = settings.database_url or f"sqlite:///{data_dir / 'aidc.db'}"
+    cluster_nodes = load_cluster_file(settings.cluster_file) if settings.cluster_file else []
+    upgrade(url)
+    store = SqlStore(url)
+    clock = SystemClock()
+    backend = LocalBackend(data_dir, clock, cancel_grace=settings.cancel_grace)
+    nodes = NodeService(store, backend.name)
+
+    def heartbeat() -> None:
+        now = clock.now()
+        nodes.register(n.model_copy(update={"last_seen": now}) for n in backend.discover_nodes())
+
+    heartbeat()
+    nodes.register(cluster_nodes)
+    auth = AuthService(store, clock)
+    token_file = auth.bootstrap_admin_token(data_dir)
+
+    loop = ControlLoop(
+        store,
+        backend,
+        scheduler_by_name("priority-fifo"),
+        clock,
+        retry=RetryPolicy(base=settings.retry_backoff, cap=settings.retry_backoff_max),
+        interval=settings.schedule_interval,
+        cancel_grace=settings.cancel_grace,
+        heartbeat=heartbeat,
+    )
+    max_age = max(10.0, settings.schedule_interval * 10)
+
+    def ready() -> tuple[bool, str]:
+        if not loop.recovered:
+            return False, "recovering attempts from the last run"
+        if not loop.healthy(max_age):
+            return False, f"no scheduling cycle completed in the last {max_age:.0f}s"
+        return True, ""
+
+    services = Services(
+        auth=auth,
+        jobs=JobService(store, backend, clock, on_change=loop.wake),
+        queues=QueueService(store, clock, backend.name),
+        nodes=nodes,
+        ready=ready,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        loop.start()
+        try:
+            yield
+        finally:
+            loop.stop()
+            backend.close()
+            store.close()
+
+    app = create_app(services, lifespan)
+    return ControlPlane(app=app, loop=loop, store=store, backend=backend, admin_token_file=token_file)

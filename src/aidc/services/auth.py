@@ -1,0 +1,75 @@
+"""Authentication: bearer token -> Principal, and the first admin token written once to the data dir."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from aidc.domain.errors import Unauthenticated
+from aidc.ports import Clock, Store
+from aidc.security.rbac import Principal, Role
+from aidc.security.tokens import generate_token, hash_token, token_prefix
+
+ADMIN_TOKEN_FILE = "admin.token"
+
+
+class AuthService:
+    def __init__(self, store: Store, clock: Clock) -> None:
+        self._store = store
+        self._clock = clock
+        # Verified tokens by hash: authentication stays off the database on the hot path.
+        # Revocation arrives with the security issue and must clear this cache.
+        self._cache: dict[str, Principal] = {}
+        self._lock = threading.Lock()
+
+    def authenticate(self, authorization: str | None) -> Principal:
+        if not authorization:
+            raise Unauthenticated("missing Authorization header; send 'Authorization: Bearer <token>'")
+        scheme, _, token = authorization.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthenticated("Authorization header must be 'Bearer <token>'")
+        if token_prefix(token) is None:
+            raise Unauthenticated("invalid token")
+        digest = hash_token(token)
+        cached = self._cache.get(digest)
+        if cached is not None:
+            return cached
+        with self._store.unit_of_work() as uow:
+            record = uow.tokens.find_by_hash(digest)
+        if record is None or record.revoked:
+            raise Unauthenticated("invalid token")
+        principal = Principal(name=record.name, role=Role(record.role), token_id=record.id)
+        with self._lock:
+            self._cache[digest] = principal
+        return principal
+
+    def bootstrap_admin_token(self, data_dir: Path) -> Path | None:
+        """On first start (no token stored), create an admin token and write it once, mode 0600.
+
+        Returns the file written, or None when tokens already existed."""
+        with self._store.unit_of_work() as uow:
+            if uow.tokens.count() > 0:
+                return None
+            new = generate_token()
+            uow.tokens.add(
+                name="admin", prefix=new.prefix, token_hash=new.token_hash, role=Role.ADMIN, now=self._clock.now()
+            )
+            path = data_dir / ADMIN_TOKEN_FILE
+            _write_secret(path, new.token + "\n")
+            uow.commit()
+        return path
+
+
+def _write_secret(path: Path, text: str) -> None:
+    """Write a file readable by its owner only, atomically (never a moment with wider permissions)."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, text.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)

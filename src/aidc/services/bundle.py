@@ -1,0 +1,20 @@
+"""The set of services the API serves, built once by the composition root (aidc.server)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aidc.services.auth import AuthService
+from aidc.services.jobs import JobService
+from aidc.services.nodes import NodeService
+from aidc.services.queues import QueueService
+
+
+@dataclass(frozen=True)
+class Services:
+    auth: AuthService
+    jobs: JobService
+    queues: QueueService
+    nodes: NodeService
+    ready: Callable[[], tuple[bool, str]]  # (ready?, why not) for /readyz

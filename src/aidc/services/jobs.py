@@ -1,0 +1,102 @@
+"""Job use cases: submit, list, show, cancel, read logs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from aidc.domain.errors import Conflict, FieldProblem, InvalidInput, NotFound
+from aidc.domain.jobs import Attempt, Job, JobSpec, JobState
+from aidc.domain.nodes import NodeState
+from aidc.ports import Backend, Clock, LogChunk, Store, SupportsLogs
+from aidc.sched.placement import fits_anywhere
+from aidc.security.rbac import Action, Principal
+from aidc.services.authz import authorize
+
+MAX_LIST = 10_000
+
+
+@dataclass(frozen=True)
+class JobDetail:
+    job: Job
+    attempts: list[Attempt]
+
+
+class JobService:
+    def __init__(self, store: Store, backend: Backend, clock: Clock, on_change: Callable[[], None]) -> None:
+        self._store = store
+        self._backend = backend
+        self._clock = clock
+        self._on_change = on_change  # wakes the control loop so new work starts without waiting a cycle
+
+    def submit(self, principal: Principal, spec: JobSpec) -> Job:
+        authorize(principal, Action.JOB_SUBMIT)
+        problems = list(self._backend.validate(spec))
+        with self._store.unit_of_work() as uow:
+            if uow.queues.get(spec.queue) is None:
+                known = ", ".join(q.name for q in uow.queues.list())
+                problems.append(FieldProblem("queue", f"unknown queue {spec.queue!r} (queues: {known})"))
+            nodes = [n for n in uow.nodes.list() if n.backend == self._backend.name and n.state != NodeState.DOWN]
+            never = fits_anywhere(spec.resources, spec.num_nodes, nodes)
+            if never is not None:
+                field = "num_nodes" if "node" in never and spec.num_nodes > 1 else "resources"
+                problems.append(FieldProblem(field, f"can never run here: {never}"))
+            if problems:
+                raise InvalidInput(problems)
+            job = uow.jobs.add(spec, principal.name, self._clock.now())
+            uow.commit()
+        self._on_change()
+        return job
+
+    def list(
+        self,
+        principal: Principal,
+        *,
+        states: Sequence[JobState] | None = None,
+        queue: str | None = None,
+        limit: int = 1000,
+    ) -> list[Job]:
+        authorize(principal, Action.JOB_READ)
+        if not 1 <= limit <= MAX_LIST:
+            raise InvalidInput([FieldProblem("limit", f"must be between 1 and {MAX_LIST}")])
+        with self._store.unit_of_work() as uow:
+            # The newest `limit` jobs, shown oldest first like squeue.
+            return list(reversed(uow.jobs.list(states=states, queue=queue, limit=limit, descending=True)))
+
+    def get(self, principal: Principal, job_id: int) -> JobDetail:
+        authorize(principal, Action.JOB_READ)
+        with self._store.unit_of_work() as uow:
+            job = uow.jobs.get(job_id)
+            if job is None:
+                raise NotFound("job", job_id)
+            return JobDetail(job, uow.jobs.attempts(job_id))
+
+    def cancel(self, principal: Principal, job_id: int) -> Job:
+        """PENDING jobs end at once. RUNNING ones are CANCELLED now; the control loop then stops their
+        process (SIGTERM, SIGKILL after the grace period) and the attempt keeps its resources until it ends."""
+        authorize(principal, Action.JOB_CANCEL)
+        with self._store.unit_of_work() as uow:
+            job = uow.jobs.get(job_id)
+            if job is None:
+                raise NotFound("job", job_id)
+            if job.state.is_terminal:
+                raise Conflict(f"job {job_id} has already ended ({job.state})")
+            job = job.transition(JobState.CANCELLED, self._clock.now(), f"cancelled by {principal.name}")
+            uow.jobs.save(job)
+            uow.commit()
+        self._on_change()
+        return job
+
+    def logs(self, principal: Principal, job_id: int, attempt: int | None, offset: int, limit: int) -> LogChunk:
+        detail = self.get(principal, job_id)
+        if not isinstance(self._backend, SupportsLogs):
+            raise Conflict(f"the {self._backend.name} backend does not keep logs")
+        if not detail.attempts:
+            raise NotFound("log of job", f"{job_id} (it has not started yet)")
+        number = attempt if attempt is not None else detail.attempts[-1].number
+        if not any(a.number == number for a in detail.attempts):
+            raise NotFound("attempt", f"{number} of job {job_id}")
+        try:
+            return self._backend.read_log(job_id, number, offset, limit)
+        except KeyError:
+            raise NotFound("log of job", f"{job_id} attempt {number}") from None

@@ -1,0 +1,177 @@
+"""Rows to domain models and back. Pure functions: no sessions, no queries.
+
+JSON columns are written with pydantic (or json for plain lists/dicts) and read back through the domain
+models' own validation, so whatever the store returns is a valid domain object."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Row
+
+from aidc.domain.jobs import Attempt, Job, JobSpec, JobState
+from aidc.domain.nodes import Gpu, Node, NodeState
+from aidc.domain.queues import Queue, Quota
+from aidc.ports import TokenRecord
+
+# ---------------------------------------------------------------------------------------------- jobs
+
+
+def spec_to_text(spec: JobSpec) -> str:
+    return spec.model_dump_json()
+
+
+def spec_from_text(text: str) -> JobSpec:
+    return JobSpec.model_validate_json(text)
+
+
+def new_job_values(spec: JobSpec, user: str, now: datetime) -> dict[str, Any]:
+    """Column values of a job as submitted: PENDING, with name/queue/priority copied out of the spec so
+    that they can be filtered and sorted on in SQL."""
+    return {
+        "name": spec.name,
+        "queue": spec.queue,
+        "state": JobState.PENDING.value,
+        "priority": spec.priority,
+        "user": user,
+        "spec": spec_to_text(spec),
+        "submitted_at": now,
+        "updated_at": now,
+        "attempts_made": 0,
+    }
+
+
+def job_mutable_values(job: Job) -> dict[str, Any]:
+    """What `JobRepository.save` writes back; the spec and the submit facts never change."""
+    return {
+        "state": job.state.value,
+        "updated_at": job.updated_at,
+        "started_at": job.started_at,
+        "ended_at": job.ended_at,
+        "attempts_made": job.attempts_made,
+        "pending_reason": job.pending_reason,
+        "state_reason": job.state_reason,
+        "not_before": job.not_before,
+    }
+
+
+def job_from_row(row: Row[Any], spec: JobSpec) -> Job:
+    """A job from a row of `jobs` (the spec is parsed, or found in the cache, by the caller)."""
+    # Plain validation is faster than model_construct here (pydantic-core does not re-check `spec`).
+    return Job(
+        id=row.id,
+        spec=spec,
+        state=JobState(row.state),
+        user=row.user,
+        submitted_at=row.submitted_at,
+        updated_at=row.updated_at,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        attempts_made=row.attempts_made,
+        pending_reason=row.pending_reason,
+        state_reason=row.state_reason,
+        not_before=row.not_before,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- attempts
+
+
+def attempt_values(attempt: Attempt) -> dict[str, Any]:
+    return {
+        "job_id": attempt.job_id,
+        "number": attempt.number,
+        "nodes": json.dumps(list(attempt.nodes)),
+        "gpus": json.dumps(list(attempt.gpus)),
+        "started_at": attempt.started_at,
+        "ended_at": attempt.ended_at,
+        "exit_code": attempt.exit_code,
+        "reason": attempt.reason,
+    }
+
+
+def attempt_end_values(attempt: Attempt) -> dict[str, Any]:
+    return {"ended_at": attempt.ended_at, "exit_code": attempt.exit_code, "reason": attempt.reason}
+
+
+def attempt_from_row(row: Row[Any]) -> Attempt:
+    return Attempt(
+        job_id=row.job_id,
+        number=row.number,
+        nodes=tuple(json.loads(row.nodes)),
+        gpus=tuple(json.loads(row.gpus)),
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        exit_code=row.exit_code,
+        reason=row.reason,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- queues
+
+
+def queue_values(queue: Queue) -> dict[str, Any]:
+    return {
+        "name": queue.name,
+        "quota": queue.quota.model_dump_json(exclude_none=True),
+        "weight": queue.weight,
+        "created_at": queue.created_at,
+    }
+
+
+def queue_from_row(row: Row[Any]) -> Queue:
+    return Queue(
+        name=row.name,
+        quota=Quota.model_validate_json(row.quota),
+        weight=row.weight,
+        created_at=row.created_at,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- nodes
+
+
+def node_values(node: Node) -> dict[str, Any]:
+    return {
+        "name": node.name,
+        "cpus": node.cpus,
+        "memory": node.memory,
+        "gpus": json.dumps([gpu.model_dump(mode="json") for gpu in node.gpus]),
+        "state": node.state.value,
+        "backend": node.backend,
+        "labels": json.dumps(node.labels, sort_keys=True),
+        "last_seen": node.last_seen,
+    }
+
+
+def node_from_row(row: Row[Any]) -> Node:
+    gpus: list[Mapping[str, Any]] = json.loads(row.gpus)
+    return Node(
+        name=row.name,
+        cpus=row.cpus,
+        memory=row.memory,
+        gpus=tuple(Gpu.model_validate(g) for g in gpus),
+        state=NodeState(row.state),
+        backend=row.backend,
+        labels=json.loads(row.labels),
+        last_seen=row.last_seen,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- tokens
+
+
+def token_from_row(row: Row[Any]) -> TokenRecord:
+    return TokenRecord(
+        id=row.id,
+        name=row.name,
+        prefix=row.prefix,
+        token_hash=row.token_hash,
+        role=row.role,
+        created_at=row.created_at,
+        last_used_at=row.last_used_at,
+        revoked=bool(row.revoked),
+    )

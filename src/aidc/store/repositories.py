@@ -1,0 +1,206 @@
+"""The repositories of one unit of work: SQLAlchemy Core statements on the unit's connection.
+
+Each repository method is one statement (or one executemany), so a submit is one INSERT plus the commit.
+Duplicate keys are detected with ON CONFLICT DO NOTHING rather than by catching the error: on PostgreSQL
+a failed statement aborts the whole transaction, and the caller may want to go on after a Conflict."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, MutableMapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Insert, Table, bindparam, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+
+from aidc.domain.errors import Conflict, NotFound
+from aidc.domain.jobs import Attempt, Job, JobSpec, JobState
+from aidc.domain.nodes import Node
+from aidc.domain.queues import Queue
+from aidc.ports import TokenRecord
+from aidc.store import mappers
+from aidc.store.spec_cache import SpecCache
+from aidc.store.tables import api_tokens, attempts, jobs, nodes, queues
+
+
+def upsertable_insert(table: Table, dialect: str) -> sqlite.Insert | postgresql.Insert:
+    """An INSERT that knows ON CONFLICT, in the flavour of the connection's database."""
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+class SqlJobRepository:
+    def __init__(self, conn: Connection, cache: SpecCache, staged: MutableMapping[int, JobSpec]) -> None:
+        self._conn = conn
+        self._cache = cache
+        # Specs of jobs added in this unit of work: published to the shared cache only on commit, since
+        # SQLite may hand a rolled-back id out again.
+        self._staged = staged
+
+    def add(self, spec: JobSpec, user: str, now: datetime) -> Job:
+        values = mappers.new_job_values(spec, user, now)
+        result = self._conn.execute(jobs.insert().values(values))
+        job_id = int(result.inserted_primary_key[0])
+        self._staged[job_id] = spec
+        return Job(id=job_id, spec=spec, state=JobState.PENDING, user=user, submitted_at=now, updated_at=now)
+
+    def get(self, job_id: int) -> Job | None:
+        row = self._conn.execute(select(jobs).where(jobs.c.id == job_id)).one_or_none()
+        if row is None:
+            return None
+        return self._to_jobs([row])[0]
+
+    def list(
+        self,
+        *,
+        states: Sequence[JobState] | None = None,
+        queue: str | None = None,
+        limit: int | None = None,
+        descending: bool = False,
+    ) -> list[Job]:
+        query = select(jobs)
+        if states is not None:
+            query = query.where(jobs.c.state.in_([JobState(s).value for s in states]))
+        if queue is not None:
+            query = query.where(jobs.c.queue == queue)
+        query = query.order_by(jobs.c.id.desc() if descending else jobs.c.id)
+        if limit is not None:
+            query = query.limit(limit)
+        return self._to_jobs(self._conn.execute(query).all())
+
+    def save(self, job: Job) -> None:
+        stmt = update(jobs).where(jobs.c.id == job.id).values(mappers.job_mutable_values(job))
+        if self._conn.execute(stmt).rowcount == 0:
+            raise NotFound("job", job.id)
+
+    def set_pending_reasons(self, reasons: Mapping[int, str | None]) -> None:
+        """One executemany. Only PENDING jobs are touched (a job cancelled meanwhile keeps no reason), and
+        rows whose reason is unchanged are not rewritten, so a steady queue costs no disk writes."""
+        if not reasons:
+            return
+        stmt = (
+            update(jobs)
+            .where(jobs.c.id == bindparam("b_id"))
+            .where(jobs.c.state == JobState.PENDING.value)
+            .where(jobs.c.pending_reason.is_distinct_from(bindparam("b_reason")))
+            .values(pending_reason=bindparam("b_reason"))
+        )
+        params = [{"b_id": job_id, "b_reason": reason} for job_id, reason in reasons.items()]
+        self._conn.execute(stmt, params)
+
+    def add_attempt(self, attempt: Attempt) -> None:
+        insert = upsertable_insert(attempts, self._conn.dialect.name)
+        stmt = insert.values(mappers.attempt_values(attempt)).on_conflict_do_nothing(
+            index_elements=[attempts.c.job_id, attempts.c.number]
+        )
+        try:
+            inserted = self._conn.execute(stmt).rowcount
+        except IntegrityError as exc:  # the only other constraint is the foreign key to jobs
+            raise NotFound("job", attempt.job_id) from exc
+        if inserted == 0:
+            raise Conflict(f"attempt {attempt.number} of job {attempt.job_id} already exists")
+
+    def save_attempt(self, attempt: Attempt) -> None:
+        stmt = (
+            update(attempts)
+            .where(attempts.c.job_id == attempt.job_id, attempts.c.number == attempt.number)
+            .values(mappers.attempt_end_values(attempt))
+        )
+        if self._conn.execute(stmt).rowcount == 0:
+            raise NotFound("attempt", f"{attempt.number} of job {attempt.job_id}")
+
+    def attempts(self, job_id: int) -> list[Attempt]:
+        query = select(attempts).where(attempts.c.job_id == job_id).order_by(attempts.c.number)
+        return [mappers.attempt_from_row(row) for row in self._conn.execute(query)]
+
+    def open_attempts(self) -> list[Attempt]:
+        query = (
+            select(attempts)
+            .where(attempts.c.ended_at.is_(None))
+            .order_by(attempts.c.job_id, attempts.c.number)
+        )
+        return [mappers.attempt_from_row(row) for row in self._conn.execute(query)]
+
+    def _to_jobs(self, rows: Sequence[Any]) -> list[Job]:
+        specs = self._cache.get_many(row.id for row in rows)
+        specs.update((job_id, spec) for job_id, spec in self._staged.items() if job_id not in specs)
+        parsed: dict[int, JobSpec] = {}
+        for row in rows:
+            if row.id not in specs:
+                parsed[row.id] = specs[row.id] = mappers.spec_from_text(row.spec)
+        # Rows not added by this unit of work were committed by someone: their specs are final.
+        self._cache.put_many(parsed)
+        return [mappers.job_from_row(row, specs[row.id]) for row in rows]
+
+
+class SqlQueueRepository:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def add(self, queue: Queue) -> None:
+        insert = upsertable_insert(queues, self._conn.dialect.name)
+        stmt = insert.values(mappers.queue_values(queue)).on_conflict_do_nothing(
+            index_elements=[queues.c.name]
+        )
+        if self._conn.execute(stmt).rowcount == 0:
+            raise Conflict(f"queue {queue.name!r} already exists")
+
+    def get(self, name: str) -> Queue | None:
+        row = self._conn.execute(select(queues).where(queues.c.name == name)).one_or_none()
+        return None if row is None else mappers.queue_from_row(row)
+
+    def list(self) -> list[Queue]:
+        rows = self._conn.execute(select(queues).order_by(queues.c.name))
+        return [mappers.queue_from_row(row) for row in rows]
+
+
+class SqlNodeRepository:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def upsert(self, node: Node) -> None:
+        values = mappers.node_values(node)
+        insert = upsertable_insert(nodes, self._conn.dialect.name).values(values)
+        stmt: Insert = insert.on_conflict_do_update(
+            index_elements=[nodes.c.name],
+            set_={key: insert.excluded[key] for key in values if key != "name"},
+        )
+        self._conn.execute(stmt)
+
+    def get(self, name: str) -> Node | None:
+        row = self._conn.execute(select(nodes).where(nodes.c.name == name)).one_or_none()
+        return None if row is None else mappers.node_from_row(row)
+
+    def list(self) -> list[Node]:
+        rows = self._conn.execute(select(nodes).order_by(nodes.c.name))
+        return [mappers.node_from_row(row) for row in rows]
+
+
+class SqlTokenRepository:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def add(self, *, name: str, prefix: str, token_hash: str, role: str, now: datetime) -> TokenRecord:
+        insert = upsertable_insert(api_tokens, self._conn.dialect.name)
+        stmt = (
+            insert.values(name=name, prefix=prefix, token_hash=token_hash, role=role, created_at=now)
+            .on_conflict_do_nothing(index_elements=[api_tokens.c.token_hash])
+            .returning(api_tokens.c.id)
+        )
+        token_id = self._conn.execute(stmt).scalar_one_or_none()
+        if token_id is None:
+            raise Conflict(f"a token with the same hash already exists (prefix {prefix!r})")
+        return TokenRecord(
+            id=token_id, name=name, prefix=prefix, token_hash=token_hash, role=role, created_at=now
+        )
+
+    def find_by_hash(self, token_hash: str) -> TokenRecord | None:
+        query = select(api_tokens).where(api_tokens.c.token_hash == token_hash)
+        row = self._conn.execute(query).one_or_none()
+        return None if row is None else mappers.token_from_row(row)
+
+    def count(self) -> int:
+        """All tokens ever issued, revoked ones included."""
+        return int(self._conn.execute(select(func.count()).select_from(api_tokens)).scalar_one())

@@ -1,0 +1,116 @@
+"""The tables, in SQLAlchemy Core. JSON values are kept as text that the mappers write and read, so the
+same schema works on SQLite and PostgreSQL and a job spec is parsed straight from its stored text.
+
+Migrations never import these definitions (a migration is a frozen picture of its time); they exist for
+the repositories and for Alembic's autogenerate, which compares them with the migrated database."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    false,
+    text,
+)
+
+from aidc.store.types import UtcDateTime
+
+# Named constraints, so that later migrations can alter them by name on both databases.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(63), nullable=False),
+    Column("queue", String(63), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("user", Text, nullable=False),
+    Column("spec", Text, nullable=False),  # JobSpec as JSON; never changes after submit
+    Column("submitted_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("started_at", UtcDateTime),
+    Column("ended_at", UtcDateTime),
+    Column("attempts_made", Integer, nullable=False, server_default="0"),
+    Column("pending_reason", Text),
+    Column("state_reason", Text),
+    Column("not_before", UtcDateTime),
+    Index("ix_jobs_state", "state"),
+    Index("ix_jobs_queue_state", "queue", "state"),
+    # AUTOINCREMENT: SQLite never hands out the id of a deleted job again (the spec cache relies on it).
+    sqlite_autoincrement=True,
+)
+
+attempts = Table(
+    "attempts",
+    metadata,
+    Column("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("number", Integer, primary_key=True),
+    Column("nodes", Text, nullable=False),  # JSON list of node names
+    Column("gpus", Text, nullable=False),  # JSON list of GPU indices
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("ended_at", UtcDateTime),
+    Column("exit_code", Integer),
+    Column("reason", Text),
+    # Partial index: open attempts are few, and the control loop asks for them every cycle.
+    Index(
+        "ix_attempts_open",
+        "job_id",
+        sqlite_where=text("ended_at IS NULL"),
+        postgresql_where=text("ended_at IS NULL"),
+    ),
+)
+
+queues = Table(
+    "queues",
+    metadata,
+    Column("name", String(63), primary_key=True),
+    Column("quota", Text, nullable=False),  # Quota as JSON; unset caps are left out
+    Column("weight", Float, nullable=False),
+    Column("created_at", UtcDateTime),
+)
+
+nodes = Table(
+    "nodes",
+    metadata,
+    Column("name", String(253), primary_key=True),
+    Column("cpus", Float, nullable=False),
+    Column("memory", BigInteger, nullable=False),  # bytes: well past 2**31
+    Column("gpus", Text, nullable=False),  # JSON list of Gpu
+    Column("state", String(16), nullable=False),
+    Column("backend", Text),
+    Column("labels", Text, nullable=False),  # JSON object
+    Column("last_seen", UtcDateTime),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", Text, nullable=False),
+    Column("prefix", Text, nullable=False),
+    Column("token_hash", String(255), nullable=False, unique=True),
+    Column("role", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("last_used_at", UtcDateTime),
+    Column("revoked", Boolean, nullable=False, server_default=false()),
+    sqlite_autoincrement=True,
+)
