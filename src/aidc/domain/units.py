@@ -1,8 +1,9 @@
 """Parsing of the units people write in job specs: sizes, durations and GPU requests.
 
 Sizes follow Kubernetes: KB/MB/GB/TB (and K/M/G/T) are powers of 1000, KiB/MiB/GiB/TiB (and Ki/Mi/Gi/Ti)
-powers of 1024; a bare integer is bytes. Durations accept "90s", "2h30m", "1d", a bare number of seconds,
-and Slurm's time forms ("MM", "MM:SS", "HH:MM:SS", "D-HH", "D-HH:MM", "D-HH:MM:SS").
+powers of 1024; a bare integer is bytes. Durations accept "90s", "2h30m", "1d", a bare number of seconds (as a
+number or as text), and Slurm's time forms with a colon or a dash ("MM:SS", "HH:MM:SS", "D-HH", "D-HH:MM",
+"D-HH:MM:SS"). Slurm reads a bare "45" as minutes; here it is seconds, like every other bare number.
 """
 
 from __future__ import annotations
@@ -82,8 +83,10 @@ def parse_duration(value: str | int | float) -> float:
     text = value.strip()
     if _DURATION_FULL.match(text):
         return sum(float(n) * _UNIT_SECONDS[u.lower()] for n, u in _DURATION_PART.findall(text))
+    if re.fullmatch(r"\d+(?:\.\d+)?", text):
+        return float(text)
     slurm = _SLURM_TIME.match(text)
-    if slurm:
+    if slurm and (":" in text or "-" in text):
         return _slurm_seconds(*slurm.groups())
     raise ValueError(f"cannot read {value!r} as a duration; use forms such as 90s, 30m, 2h30m, 1d or HH:MM:SS")
 
@@ -94,10 +97,8 @@ def _slurm_seconds(days: str | None, a: str, b: str | None, c: str | None) -> fl
         h, m, s = int(a), int(b or 0), int(c or 0)
     elif c is not None:  # HH:MM:SS
         h, m, s = int(a), int(b or 0), int(c)
-    elif b is not None:  # MM:SS
-        h, m, s = 0, int(a), int(b)
-    else:  # MM
-        h, m, s = 0, int(a), 0
+    else:  # MM:SS
+        h, m, s = 0, int(a), int(b or 0)
     return float(((d * 24 + h) * 60 + m) * 60 + s)
 
 

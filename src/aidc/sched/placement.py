@@ -1,4 +1,5 @@
-"""Placement: a filter chain that says why each node was rejected, then best-fit scoring (GPUStack's habit).
+"""Placement: a filter chain that says why each node was rejected, then best-fit scoring (GPUStack's
+habit).
 
 Filters run in a fixed order and the first that rejects a node names the reason:
 
@@ -8,10 +9,10 @@ Filters run in a fixed order and the first that rejects a node names the reason:
 4. cpus       not enough free CPUs
 5. memory     not enough free memory
 
-Scoring is best-fit: among the nodes that pass, the one left with the fewest free GPUs, then the fewest
-free CPUs, then the least free memory; ties by node name so the choice never depends on input order.
-Multi-node jobs (resources are per node) are gang-placed: `num_nodes` distinct nodes at once, or none.
-"""
+Scoring is best-fit: among the nodes that pass, the one left with the fewest free GPUs, then the
+fewest free CPUs, then the least free memory; ties by node name so the choice never depends on input
+order. Multi-node jobs (resources are per node) are gang-placed: `num_nodes` distinct nodes at once,
+or none."""
 
 from __future__ import annotations
 
@@ -95,18 +96,23 @@ def model_mismatch_text(models: tuple[str, ...], gpu_type: str | None) -> str:
     return f"GPU model is {'/'.join(models)}, not {gpu_type}"
 
 
+# Summary reasons that do not depend on the node (see `summary_text`).
+SHORT_REASONS: dict[Reject, str] = {
+    Reject.NO_GPUS: "no GPUs",
+    Reject.GPUS: "not enough free GPUs",
+    Reject.CPUS: "not enough free CPUs",
+    Reject.MEMORY: "not enough free memory",
+}
+
+
 def summary_text(kind: Reject, node: NodeCapacity, req: Request) -> str:
-    """The short reason, the same for every node rejected alike, so reasons can be counted per node."""
+    """The short reason, the same for every node rejected alike, so reasons can be counted per
+    node."""
     if kind is Reject.STATE:
         return node.state.value
-    if kind is Reject.NO_GPUS:
-        return "no GPUs"
     if kind is Reject.GPU_MODEL:
         return model_mismatch_text(node.models, req.gpu_type)
-    return f"not enough free {_NOUN[kind]}"
-
-
-_NOUN = {Reject.GPUS: "GPUs", Reject.CPUS: "CPUs", Reject.MEMORY: "memory"}
+    return SHORT_REASONS[kind]
 
 
 def detail_text(kind: Reject, node: NodeCapacity, req: Request) -> str:
@@ -119,7 +125,9 @@ def detail_text(kind: Reject, node: NodeCapacity, req: Request) -> str:
     if kind is Reject.GPU_MODEL:
         return f"needs {req.gpu_type} GPUs, node {name} has {'/'.join(node.models)}"
     if kind is Reject.GPUS:
-        return f"needs {gpus_text(req)}, node {name} has {len(node.free_matching(req.gpu_type))} free"
+        return (
+            f"needs {gpus_text(req)}, node {name} has {len(node.free_matching(req.gpu_type))} free"
+        )
     if kind is Reject.CPUS:
         free = from_milli(max(0, node.free_cpus_m))
         return f"needs {from_milli(req.cpus_m):g} CPUs, node {name} has {free:g} free"
@@ -129,7 +137,8 @@ def detail_text(kind: Reject, node: NodeCapacity, req: Request) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
-    """Why one node cannot take a request: the filter, a short summary and a sentence with figures."""
+    """Why one node cannot take a request: the filter, a short summary and a sentence with
+    figures."""
 
     node: str
     kind: Reject
@@ -163,14 +172,14 @@ BestFitKey = tuple[int, int, int, str]
 
 
 def best_fit_key(node: NodeCapacity, req: Request) -> BestFitKey:
-    """Smaller is a better fit. Every candidate loses the same request, so ranking by what is free now
-    ranks by what will be left."""
+    """Smaller is a better fit. Every candidate loses the same request, so ranking by what is free
+    now ranks by what will be left."""
     return (len(node.free_matching(req.gpu_type)), node.free_cpus_m, node.free_memory, node.name)
 
 
 def choose_nodes(fitting: Iterable[NodeCapacity], req: Request) -> list[NodeCapacity] | None:
-    """The `req.num_nodes` best-fitting distinct nodes, best first; None when there are fewer (gang: all or
-    nothing)."""
+    """The `req.num_nodes` best-fitting distinct nodes, best first; None when there are fewer (gang:
+    all or nothing)."""
     ranked = sorted(fitting, key=lambda n: best_fit_key(n, req))
     if len(ranked) < req.num_nodes:
         return None
@@ -186,16 +195,16 @@ def assign(node: NodeCapacity, req: Request) -> NodeAssignment:
 
 @dataclass(frozen=True, slots=True)
 class Misfit:
-    """A request that found no placement: how many nodes did fit (fewer than it needs) and why the others
-    did not."""
+    """A request that found no placement: how many nodes did fit (fewer than it needs) and why the
+    others did not."""
 
     fitting: int
     rejections: tuple[Rejection, ...]
 
 
 def place(nodes: Iterable[NodeCapacity], req: Request) -> Placement | Misfit:
-    """Filter, score and take: a placement (its resources are then taken from the chosen nodes), or a
-    Misfit that says why not."""
+    """Filter, score and take: a placement (its resources are then taken from the chosen nodes), or
+    a Misfit that says why not."""
     fitting, rejected = filter_nodes(nodes, req)
     chosen = choose_nodes(fitting, req)
     if chosen is None:

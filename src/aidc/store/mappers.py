@@ -1,13 +1,13 @@
 """Rows to domain models and back. Pure functions: no sessions, no queries.
 
-JSON columns are written with pydantic (or json for plain lists/dicts) and read back through the domain
-models' own validation, so whatever the store returns is a valid domain object."""
+JSON columns are written with pydantic (or json for plain lists/dicts) and read back through the
+domain models' own validation, so whatever the store returns is a valid domain object."""
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row
@@ -17,7 +17,7 @@ from aidc.domain.nodes import Gpu, Node, NodeState
 from aidc.domain.queues import Queue, Quota
 from aidc.ports import TokenRecord
 
-# ---------------------------------------------------------------------------------------------- jobs
+# ------------------------------------------------------------------------------------------ jobs
 
 
 def spec_to_text(spec: JobSpec) -> str:
@@ -29,8 +29,8 @@ def spec_from_text(text: str) -> JobSpec:
 
 
 def new_job_values(spec: JobSpec, user: str, now: datetime) -> dict[str, Any]:
-    """Column values of a job as submitted: PENDING, with name/queue/priority copied out of the spec so
-    that they can be filtered and sorted on in SQL."""
+    """Column values of a job as submitted: PENDING, with name/queue/priority copied out of the
+    spec so that they can be filtered and sorted on in SQL."""
     return {
         "name": spec.name,
         "queue": spec.queue,
@@ -77,7 +77,7 @@ def job_from_row(row: Row[Any], spec: JobSpec) -> Job:
     )
 
 
-# ---------------------------------------------------------------------------------------------- attempts
+# -------------------------------------------------------------------------------------- attempts
 
 
 def attempt_values(attempt: Attempt) -> dict[str, Any]:
@@ -110,7 +110,7 @@ def attempt_from_row(row: Row[Any]) -> Attempt:
     )
 
 
-# ---------------------------------------------------------------------------------------------- queues
+# ---------------------------------------------------------------------------------------- queues
 
 
 def queue_values(queue: Queue) -> dict[str, Any]:
@@ -131,7 +131,7 @@ def queue_from_row(row: Row[Any]) -> Queue:
     )
 
 
-# ---------------------------------------------------------------------------------------------- nodes
+# ----------------------------------------------------------------------------------------- nodes
 
 
 def node_values(node: Node) -> dict[str, Any]:
@@ -161,7 +161,7 @@ def node_from_row(row: Row[Any]) -> Node:
     )
 
 
-# ---------------------------------------------------------------------------------------------- tokens
+# ---------------------------------------------------------------------------------------- tokens
 
 
 def token_from_row(row: Row[Any]) -> TokenRecord:

@@ -1,11 +1,13 @@
 """The repositories of one unit of work: SQLAlchemy Core statements on the unit's connection.
 
-Each repository method is one statement (or one executemany), so a submit is one INSERT plus the commit.
-Duplicate keys are detected with ON CONFLICT DO NOTHING rather than by catching the error: on PostgreSQL
-a failed statement aborts the whole transaction, and the caller may want to go on after a Conflict."""
+Each method is one statement (or one executemany), so a submit is one INSERT plus the commit.
+Duplicate keys are detected with ON CONFLICT DO NOTHING rather than by catching the error: on
+PostgreSQL a failed statement aborts the whole transaction, and the caller may want to go on
+after a Conflict."""
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping, MutableMapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -32,19 +34,30 @@ def upsertable_insert(table: Table, dialect: str) -> sqlite.Insert | postgresql.
 
 
 class SqlJobRepository:
-    def __init__(self, conn: Connection, cache: SpecCache, staged: MutableMapping[int, JobSpec]) -> None:
+    def __init__(
+        self, conn: Connection, cache: SpecCache, staged: MutableMapping[int, JobSpec]
+    ) -> None:
         self._conn = conn
         self._cache = cache
-        # Specs of jobs added in this unit of work: published to the shared cache only on commit, since
-        # SQLite may hand a rolled-back id out again.
+        # Specs of jobs added in this unit of work: published to the shared cache only on commit,
+        # since SQLite may hand a rolled-back id out again.
         self._staged = staged
 
     def add(self, spec: JobSpec, user: str, now: datetime) -> Job:
         values = mappers.new_job_values(spec, user, now)
-        result = self._conn.execute(jobs.insert().values(values))
-        job_id = int(result.inserted_primary_key[0])
+        key = self._conn.execute(jobs.insert(), values).inserted_primary_key
+        if key is None:
+            raise RuntimeError("the database gave no id to the new job")
+        job_id = int(key[0])
         self._staged[job_id] = spec
-        return Job(id=job_id, spec=spec, state=JobState.PENDING, user=user, submitted_at=now, updated_at=now)
+        return Job(
+            id=job_id,
+            spec=spec,
+            state=JobState.PENDING,
+            user=user,
+            submitted_at=now,
+            updated_at=now,
+        )
 
     def get(self, job_id: int) -> Job | None:
         row = self._conn.execute(select(jobs).where(jobs.c.id == job_id)).one_or_none()
@@ -76,8 +89,8 @@ class SqlJobRepository:
             raise NotFound("job", job.id)
 
     def set_pending_reasons(self, reasons: Mapping[int, str | None]) -> None:
-        """One executemany. Only PENDING jobs are touched (a job cancelled meanwhile keeps no reason), and
-        rows whose reason is unchanged are not rewritten, so a steady queue costs no disk writes."""
+        """One executemany. Only PENDING jobs are touched (a job cancelled meanwhile gets no
+        reason), and unchanged reasons are not rewritten, so a steady queue costs no disk writes."""
         if not reasons:
             return
         stmt = (
@@ -111,11 +124,11 @@ class SqlJobRepository:
         if self._conn.execute(stmt).rowcount == 0:
             raise NotFound("attempt", f"{attempt.number} of job {attempt.job_id}")
 
-    def attempts(self, job_id: int) -> list[Attempt]:
+    def attempts(self, job_id: int) -> builtins.list[Attempt]:
         query = select(attempts).where(attempts.c.job_id == job_id).order_by(attempts.c.number)
         return [mappers.attempt_from_row(row) for row in self._conn.execute(query)]
 
-    def open_attempts(self) -> list[Attempt]:
+    def open_attempts(self) -> builtins.list[Attempt]:
         query = (
             select(attempts)
             .where(attempts.c.ended_at.is_(None))
@@ -123,7 +136,7 @@ class SqlJobRepository:
         )
         return [mappers.attempt_from_row(row) for row in self._conn.execute(query)]
 
-    def _to_jobs(self, rows: Sequence[Any]) -> list[Job]:
+    def _to_jobs(self, rows: Sequence[Any]) -> builtins.list[Job]:
         specs = self._cache.get_many(row.id for row in rows)
         specs.update((job_id, spec) for job_id, spec in self._staged.items() if job_id not in specs)
         parsed: dict[int, JobSpec] = {}
@@ -182,10 +195,14 @@ class SqlTokenRepository:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
-    def add(self, *, name: str, prefix: str, token_hash: str, role: str, now: datetime) -> TokenRecord:
+    def add(
+        self, *, name: str, prefix: str, token_hash: str, role: str, now: datetime
+    ) -> TokenRecord:
         insert = upsertable_insert(api_tokens, self._conn.dialect.name)
         stmt = (
-            insert.values(name=name, prefix=prefix, token_hash=token_hash, role=role, created_at=now)
+            insert.values(
+                name=name, prefix=prefix, token_hash=token_hash, role=role, created_at=now
+            )
             .on_conflict_do_nothing(index_elements=[api_tokens.c.token_hash])
             .returning(api_tokens.c.id)
         )

@@ -1,8 +1,8 @@
 """A bounded, thread-safe cache of parsed job specs by job id.
 
-Specs never change after submit and job ids are never reused, so an entry never goes stale. Parsing and
-validating a spec costs about 10 µs; the control loop lists every PENDING and RUNNING job each second,
-so with 10,000 pending jobs the cache saves ~0.1 s of CPU per cycle."""
+Specs never change after submit and job ids are never reused, so an entry never goes stale.
+Parsing and validating a spec costs about 10 µs; the control loop lists every PENDING and RUNNING
+job each second, so with 10,000 pending jobs the cache saves ~0.1 s of CPU per cycle."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
-"""The tables, in SQLAlchemy Core. JSON values are kept as text that the mappers write and read, so the
-same schema works on SQLite and PostgreSQL and a job spec is parsed straight from its stored text.
+"""The tables, in SQLAlchemy Core. JSON values are kept as text that the mappers write and read,
+so the same schema works on SQLite and PostgreSQL and a job spec is parsed straight from its text.
 
-Migrations never import these definitions (a migration is a frozen picture of its time); they exist for
-the repositories and for Alembic's autogenerate, which compares them with the migrated database."""
+Migrations never import these definitions (a migration is a frozen picture of its time); they
+serve the repositories and Alembic's autogenerate, which compares them with the migrated database.
+"""
 
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ jobs = Table(
     Column("not_before", UtcDateTime),
     Index("ix_jobs_state", "state"),
     Index("ix_jobs_queue_state", "queue", "state"),
-    # AUTOINCREMENT: SQLite never hands out the id of a deleted job again (the spec cache relies on it).
+    # AUTOINCREMENT: SQLite never hands out a deleted job's id again (the spec cache relies on it).
     sqlite_autoincrement=True,
 )
 

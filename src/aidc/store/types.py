@@ -12,9 +12,9 @@ from sqlalchemy.types import TypeDecorator
 class UtcDateTime(TypeDecorator[datetime]):
     """A timezone-aware UTC datetime on every database.
 
-    PostgreSQL keeps it as `timestamptz`. SQLite has no time zones: the value is stored as naive UTC text
-    (fixed width, so it still sorts) and the UTC zone is put back on read. Naive datetimes are refused on
-    write because their meaning depends on the writer's machine."""
+    PostgreSQL keeps it as `timestamptz`. SQLite has no time zones: the value is stored as naive
+    UTC text (fixed width, so it still sorts) and the UTC zone is put back on read. Naive datetimes
+    are refused on write because their meaning depends on the writer's machine."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
@@ -23,7 +23,7 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError(f"naive datetime {value.isoformat()}: aidc stores timezone-aware datetimes only")
+            raise ValueError(f"naive datetime {value.isoformat()}: aidc stores timezone-aware ones")
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 

@@ -1,7 +1,9 @@
-"""The local backend: attempts run as process groups on this host, GPUs pinned with CUDA_VISIBLE_DEVICES.
+"""The local backend: attempts run as process groups on this host, GPUs pinned with
+CUDA_VISIBLE_DEVICES.
 
-`LocalBackend` is imported lazily (PEP 562) because the runner (`python -m aidc.backends.local.runner`)
-passes through this package and must not pay for pydantic and psutil."""
+`LocalBackend` is imported lazily (PEP 562) because the runner (`python -m
+aidc.backends.local.runner`) passes through this package and must not pay for pydantic or psutil.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ __all__ = ["LocalBackend"]
 
 def __getattr__(name: str) -> Any:
     if name == "LocalBackend":
-        from aidc.backends.local.backend import LocalBackend
+        from aidc.backends.local.backend import LocalBackend  # noqa: PLC0415 (see above)
 
         return LocalBackend
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,7 +1,8 @@
-"""This host's NVIDIA GPUs, read through NVML (package nvidia-ml-py, module pynvml, imported lazily)."""
+"""This host's NVIDIA GPUs through NVML (package nvidia-ml-py, module pynvml, imported lazily)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from aidc.domain.nodes import Gpu
@@ -23,7 +24,7 @@ def read_gpus(*, report_missing: bool = True) -> list[Gpu]:
     """The GPUs NVML sees, in NVML's order (PCI bus order), or [] when there is no NVIDIA driver.
     `report_missing` logs that at INFO (once per caller: discovery runs again and again)."""
     try:
-        import pynvml
+        import pynvml  # noqa: PLC0415 (lazy: most hosts of the tests have no driver)
     except ImportError as exc:
         _missing(f"pynvml cannot be imported: {exc}", report_missing)
         return []
@@ -49,10 +50,8 @@ def read_gpus(*, report_missing: bool = True) -> list[Gpu]:
         log.warning("NVML failed while listing GPUs (%s); this host is reported without GPUs", exc)
         return []
     finally:
-        try:
+        with contextlib.suppress(pynvml.NVMLError):
             pynvml.nvmlShutdown()
-        except pynvml.NVMLError:
-            pass
 
 
 def _missing(why: str, report: bool) -> None:

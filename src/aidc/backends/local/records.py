@@ -2,12 +2,12 @@
 
 Stdlib only: the runner imports this module. Layout of `data_dir/jobs/<job_id>/attempt-<n>/`:
 
-- `launch.json`    what to run (setup, run, workdir, env), written by the backend before it starts the runner
-- `runner.json`    the runner's pid, process group, create time and start time, written by the runner
+- `launch.json`    what to run (setup, run, workdir, env); written by the backend
+- `runner.json`    the runner's pid, process group, create time and start time; by the runner
 - `output.log`     stdout and stderr of the job's commands together (Slurm's default)
-- `terminate.json` signals the backend sent and when SIGKILL is due, so a restarted backend carries on
-- `exit.json`      how the attempt ended; written last, atomically, by the runner (or by the backend when
-                   it killed the runner itself)
+- `terminate.json` signals the backend sent and when SIGKILL is due, for a restarted backend
+- `exit.json`      how the attempt ended; written last, atomically, by the runner (or by the
+                   backend when its signal killed the runner before it could write it)
 """
 
 from __future__ import annotations
@@ -38,8 +38,9 @@ def job_dir(data_dir: Path, job_id: int) -> Path:
 
 
 def write_json_atomic(path: Path, data: dict[str, Any], *, mode: int = 0o644) -> None:
-    """Write `data` so that readers see the old file or the whole new one, never a part, even after a
-    power loss: write a temporary file, fsync it, rename it over `path`, fsync the directory."""
+    """Write `data` so that readers see the old file or the whole new one, never a part, even
+    after a power loss: write a temporary file, fsync it, rename it over `path`, fsync the
+    directory."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
@@ -73,8 +74,8 @@ def exit_code_for_signal(signum: int) -> int:
 
 @dataclass(frozen=True)
 class ExitRecord:
-    """How an attempt ended. `signal` is set when the last command died of a signal; `error` when the
-    runner could not start a command at all (then `exit_code` is None)."""
+    """How an attempt ended. `signal` is set when the last command died of a signal; `error` when
+    the runner could not start a command at all (then `exit_code` is None)."""
 
     exit_code: int | None
     signal: int | None
@@ -110,7 +111,8 @@ def describe_exit(record: ExitRecord) -> str:
     if record.error is not None:
         return f"{prefix}could not start: {record.error}"
     if record.signal is not None:
-        return f"{prefix}{_signal_verb(record.signal)} by signal {record.signal} ({signal_name(record.signal)})"
+        verb, name = _signal_verb(record.signal), signal_name(record.signal)
+        return f"{prefix}{verb} by signal {record.signal} ({name})"
     if record.exit_code is None:
         return f"{prefix}ended with an unknown exit status"
     if record.phase == PHASE_SETUP:

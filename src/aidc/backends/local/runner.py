@@ -1,10 +1,10 @@
 """The runner of one attempt: `python -m aidc.backends.local.runner ATTEMPT_DIR`.
 
-Started by the local backend as the leader of a new session and process group, so the attempt survives the
-control plane and the whole attempt can be signalled at once. It reads `launch.json`, records itself in
-`runner.json`, runs `setup` (if any) then `run` with /bin/bash in the workdir, output appended to
-`output.log`, and writes `exit.json` atomically when they end, then kills what the job left behind in its
-process group (like Slurm at the end of a batch script).
+Started by the local backend as the leader of a new session and process group, so the attempt
+survives the control plane and the whole attempt can be signalled at once. It reads `launch.json`,
+records itself in `runner.json`, runs `setup` (if any) then `run` with /bin/bash in the workdir,
+output appended to `output.log`, and writes `exit.json` atomically when they end, then kills what
+the job left behind in its process group (like Slurm at the end of a batch script).
 
 Stdlib only, and only light modules on its import path: it starts once per attempt.
 """
@@ -38,8 +38,8 @@ def _now() -> str:
 
 
 def _proc_create_time() -> float | None:
-    """This process's create time as psutil computes it on Linux (start ticks after boot + boot time), so
-    that the backend can tell this runner from a later process that reuses its pid."""
+    """This process's create time as psutil computes it on Linux (start ticks after boot + boot
+    time), so that the backend can tell this runner from a later process that reuses its pid."""
     try:
         stat = Path("/proc/self/stat").read_text()
         boot = next(
@@ -78,7 +78,9 @@ def _run_phase(command: str, phase: str, launch: dict[str, Any], log: int) -> re
             stderr=subprocess.STDOUT,
         )
     except OSError as exc:
-        return records.ExitRecord(None, None, phase, _now(), error=f"{exc.strerror}: {exc.filename}")
+        return records.ExitRecord(
+            None, None, phase, _now(), error=f"{exc.strerror}: {exc.filename}"
+        )
     returncode = proc.wait()  # retried after our signal handlers run (PEP 475)
     return records.ExitRecord.from_returncode(returncode, phase, _now())
 
@@ -111,12 +113,19 @@ def main(argv: list[str]) -> int:
     _install_handlers(state)
     records.write_json_atomic(
         attempt / records.RUNNER,
-        {"pid": os.getpid(), "pgid": os.getpgrp(), "create_time": _proc_create_time(), "started_at": _now()},
+        {
+            "pid": os.getpid(),
+            "pgid": os.getpgrp(),
+            "create_time": _proc_create_time(),
+            "started_at": _now(),
+        },
     )
     try:
         result = run_attempt(attempt, state)
     except Exception as exc:  # recorded, so the attempt fails with a reason instead of being "lost"
-        result = records.ExitRecord(None, None, records.PHASE_RUN, _now(), error=f"runner error: {exc}")
+        result = records.ExitRecord(
+            None, None, records.PHASE_RUN, _now(), error=f"runner error: {exc}"
+        )
     records.write_json_atomic(attempt / records.EXIT, result.to_json())
     if os.getpgrp() == os.getpid():
         # Only when we lead our own group (started by the backend), never a caller's group. This

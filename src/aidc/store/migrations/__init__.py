@@ -1,0 +1,1 @@
+"""Alembic's environment and scripts for aidc's schema (driven by `aidc.store.migrate`)."""

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.server import AidcServer
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[AidcServer]:
+    """A fresh control plane on SQLite in a temp data dir."""
+    srv = AidcServer(data_dir=tmp_path / "data").start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+        srv.reap_jobs()
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    path = tmp_path / "work"
+    path.mkdir()
+    return path
