@@ -20,7 +20,7 @@ def as_utc(moment: datetime) -> datetime:
 
 
 def job_order(jobs: Iterable[PendingJob]) -> list[PendingJob]:
-    """Priority descending, then submission time, then id: a total order, so the cycle is
+    """Priority descending, then submission time, then id: a total order, so cycles are
     deterministic."""
     return sorted(jobs, key=lambda j: (-j.priority, as_utc(j.submitted_at), j.id))
 
@@ -54,8 +54,7 @@ class Usage:
 
 
 class QuotaLedger:
-    """Per-queue usage during one cycle: running allocations first, then each job started in the
-    cycle.
+    """Per-queue usage during one cycle: running allocations, then each job the cycle starts.
 
     Allocations count even when their nodes are not in the snapshot: they still hold the queue's
     share."""
@@ -110,6 +109,8 @@ def admission_wait(
     """The reason `job` may not be placed this cycle (unknown queue, backoff, quota), or None.
 
     `now` must be aware UTC (see `as_utc`)."""
+    if job.num_nodes < 1:  # JobSpec forbids it; a snapshot built by hand could still hold one
+        return f"num_nodes is {job.num_nodes}; it must be at least 1"
     queue = queues.get(job.queue)
     if queue is None:
         return unknown_queue_reason(job)

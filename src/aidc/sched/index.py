@@ -14,7 +14,6 @@ The index and the filter chain must agree exactly; tests compare both on random 
 from __future__ import annotations
 
 from bisect import bisect_left, insort
-from collections import Counter
 from collections.abc import Mapping
 from enum import Enum
 from operator import itemgetter
@@ -53,13 +52,16 @@ class _Match(Enum):
 class _Group:
     """The UP nodes that share one set of GPU models."""
 
-    __slots__ = ("buckets", "keys", "models", "nodes")
+    __slots__ = ("buckets", "keys", "models", "most_memory", "nodes")
 
     def __init__(self, models: tuple[str, ...]) -> None:
         self.models = models
         self.nodes: list[NodeCapacity] = []
         self.buckets: dict[int, list[_Entry]] = {}
         self.keys: list[int] = []  # the bucket keys (free GPU counts), ascending
+        # Per bucket, at least the most free memory of its nodes: raised on insert, never lowered
+        # (free memory only shrinks within a cycle), so a request for more skips the bucket at once.
+        self.most_memory: dict[int, int] = {}
 
     def insert(self, node: NodeCapacity) -> None:
         key = len(node.free_gpus)
@@ -67,6 +69,9 @@ class _Group:
         if bucket is None:
             bucket = self.buckets[key] = []
             insort(self.keys, key)
+            self.most_memory[key] = node.free_memory
+        elif node.free_memory > self.most_memory[key]:
+            self.most_memory[key] = node.free_memory
         insort(bucket, (node.free_cpus_m, node.free_memory, node.name))
 
     def remove(self, node: NodeCapacity) -> None:
@@ -82,6 +87,8 @@ class _Group:
         found: list[tuple[BestFitKey, str]] = []
         start = bisect_left(self.keys, req.gpus)
         for key in self.keys[start:]:
+            if self.most_memory[key] < req.memory:
+                continue
             bucket = self.buckets[key]
             for i in range(bisect_left(bucket, req.cpus_m, key=_cpus_of), len(bucket)):
                 cpus_m, memory, name = bucket[i]
@@ -100,15 +107,14 @@ class FreeIndex:
         self.pool = pool
         self.nodes = list(pool.values())
         self.up = 0
-        # Nodes that are not UP are rejected for every request, for the same reason: count them
-        # once.
-        self._not_up: Counter[str] = Counter()
+        # Nodes that are not UP are rejected for any request, for the same reason: count them once.
+        self._not_up: dict[str, int] = {}
         self._groups: dict[tuple[str, ...], _Group] = {}
         self._group_of: dict[str, _Group] = {}
         self._matches: dict[tuple[tuple[str, ...], str | None, bool], _Match] = {}
         for node in self.nodes:
             if node.state is not NodeState.UP:
-                self._not_up[node.state.value] += 1
+                _add(self._not_up, node.state.value, 1)
                 continue
             self.up += 1
             group = self._groups.get(node.models)
@@ -158,49 +164,63 @@ class FreeIndex:
             group.insert(node)
         return Placement(assignments=tuple(assignments))
 
-    def explain_unfit(self, req: Request) -> tuple[int, Counter[str]]:
+    def explain_unfit(self, req: Request) -> tuple[int, dict[str, int]]:
         """For a request `find` could not place: how many nodes would take one share of it, and the
         count of the other nodes per summary reason (the filter chain's, see
-        `placement.summary_text`).
+        `placement.summary_text`); reasons no node has are left out.
 
         Only for requests that did not fit: a single-node one then fits nowhere, so every node left
         after the GPU and CPU checks must lack memory, without looking at each."""
-        counts = Counter(self._not_up)
-        fitting = 0
+        counts = dict(self._not_up)
+        fitting = short_gpus = short_cpus = short_memory = 0
         for group in self._groups.values():
             match = self._match(group, req)
-            if match is _Match.NO_GPUS:
-                counts[_NO_GPUS] += len(group.nodes)
-            elif match is _Match.WRONG_MODEL:
-                counts[model_mismatch_text(group.models, req.gpu_type)] += len(group.nodes)
+            if match is _Match.ALL:
+                fit, gpus, cpus, memory = _count_group(group, req)
+                fitting += fit
+                short_gpus += gpus
+                short_cpus += cpus
+                short_memory += memory
             elif match is _Match.SOME:
                 for node in group.nodes:
                     kind = first_rejection(node, req)
                     if kind is None:
                         fitting += 1
                     else:
-                        counts[summary_text(kind, node, req)] += 1
+                        _add(counts, summary_text(kind, node, req), 1)
+            elif match is _Match.NO_GPUS:
+                _add(counts, _NO_GPUS, len(group.nodes))
             else:
-                fitting += self._count_group(group, req, counts)
-        return fitting, +counts  # unary + drops zero counts
+                _add(counts, model_mismatch_text(group.models, req.gpu_type), len(group.nodes))
+        _add(counts, _NOT_ENOUGH_GPUS, short_gpus)
+        _add(counts, _NOT_ENOUGH_CPUS, short_cpus)
+        _add(counts, _NOT_ENOUGH_MEMORY, short_memory)
+        return fitting, counts
 
-    @staticmethod
-    def _count_group(group: _Group, req: Request, counts: Counter[str]) -> int:
-        fitting = 0
-        for key in group.keys:
-            bucket = group.buckets[key]
-            if key < req.gpus:
-                counts[_NOT_ENOUGH_GPUS] += len(bucket)
-                continue
-            enough_cpus = bisect_left(bucket, req.cpus_m, key=_cpus_of)
-            counts[_NOT_ENOUGH_CPUS] += enough_cpus
-            if req.num_nodes == 1:
-                counts[_NOT_ENOUGH_MEMORY] += len(bucket) - enough_cpus
-                continue
+
+def _add(counts: dict[str, int], reason: str, nodes: int) -> None:
+    if nodes:
+        counts[reason] = counts.get(reason, 0) + nodes
+
+
+def _count_group(group: _Group, req: Request) -> tuple[int, int, int, int]:
+    """Nodes of a fully matching group that fit, and those short of GPUs, CPUs and memory."""
+    fitting = short_gpus = short_cpus = short_memory = 0
+    single = req.num_nodes == 1
+    for key in group.keys:
+        bucket = group.buckets[key]
+        if key < req.gpus:
+            short_gpus += len(bucket)
+            continue
+        enough_cpus = bisect_left(bucket, req.cpus_m, key=_cpus_of)
+        short_cpus += enough_cpus
+        rest = len(bucket) - enough_cpus
+        if not single and rest:
             fit = sum(1 for i in range(enough_cpus, len(bucket)) if bucket[i][1] >= req.memory)
             fitting += fit
-            counts[_NOT_ENOUGH_MEMORY] += len(bucket) - enough_cpus - fit
-        return fitting
+            rest -= fit
+        short_memory += rest
+    return fitting, short_gpus, short_cpus, short_memory
 
 
 def _classify(models: tuple[str, ...], req: Request) -> _Match:

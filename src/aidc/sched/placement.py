@@ -1,5 +1,6 @@
-"""Placement: a filter chain that says why each node was rejected, then best-fit scoring (GPUStack's
-habit).
+"""Placement: a filter chain that says why each node was rejected, then best-fit scoring.
+
+The filter-then-score split is GPUStack's habit: "why is my job pending?" falls out of the design.
 
 Filters run in a fixed order and the first that rejects a node names the reason:
 
@@ -12,7 +13,9 @@ Filters run in a fixed order and the first that rejects a node names the reason:
 Scoring is best-fit: among the nodes that pass, the one left with the fewest free GPUs, then the
 fewest free CPUs, then the least free memory; ties by node name so the choice never depends on input
 order. Multi-node jobs (resources are per node) are gang-placed: `num_nodes` distinct nodes at once,
-or none."""
+or none.
+
+`fits_anywhere` asks whether a request could ever fit, from node capacities alone (submit time)."""
 
 from __future__ import annotations
 
@@ -21,7 +24,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from aidc.domain.decisions import NodeAssignment, Placement
-from aidc.domain.nodes import NodeState
+from aidc.domain.nodes import Node, NodeState
+from aidc.domain.resources import Resources
 from aidc.domain.units import format_size
 from aidc.sched.capacity import NodeCapacity, Request, from_milli
 
@@ -86,10 +90,20 @@ def first_rejection(node: NodeCapacity, req: Request) -> Reject | None:
     return None
 
 
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
 def gpus_text(req: Request) -> str:
     """ "1 GPU", "2 GPUs", "2 H100 GPUs"."""
     model = f" {req.gpu_type}" if req.gpu_type else ""
     return f"{req.gpus}{model} GPU{'' if req.gpus == 1 else 's'}"
+
+
+def cpus_text(cpus_m: int) -> str:
+    """ "1 CPU", "0.5 CPUs", "16 CPUs"."""
+    cpus = from_milli(cpus_m)
+    return f"{cpus:g} CPU{'' if cpus == 1 else 's'}"
 
 
 def model_mismatch_text(models: tuple[str, ...], gpu_type: str | None) -> str:
@@ -130,7 +144,7 @@ def detail_text(kind: Reject, node: NodeCapacity, req: Request) -> str:
         )
     if kind is Reject.CPUS:
         free = from_milli(max(0, node.free_cpus_m))
-        return f"needs {from_milli(req.cpus_m):g} CPUs, node {name} has {free:g} free"
+        return f"needs {cpus_text(req.cpus_m)}, node {name} has {free:g} free"
     free_mem = format_size(max(0, node.free_memory))
     return f"needs {format_size(req.memory)} memory, node {name} has {free_mem} free"
 
@@ -210,3 +224,71 @@ def place(nodes: Iterable[NodeCapacity], req: Request) -> Placement | Misfit:
     if chosen is None:
         return Misfit(fitting=len(fitting), rejections=tuple(rejected))
     return Placement(assignments=tuple(assign(node, req) for node in chosen))
+
+
+# Could a request ever fit? Checked at submit, so a job no node can ever run is refused at once
+# instead of waiting forever. Only capacities count: current use is ignored, and DOWN or DRAINED
+# nodes count as nodes that may come back.
+
+
+def fits_anywhere(resources: Resources, num_nodes: int, nodes: Iterable[Node]) -> str | None:
+    """None when `num_nodes` distinct nodes could each hold `resources` (per node) once empty, else
+    why not, e.g. "needs 16 GPUs per node; the largest node has 8"."""
+    req = Request.of(resources, num_nodes)
+    # Fresh capacities: everything free, whatever the node's state.
+    candidates = [NodeCapacity.of(node) for node in nodes]
+    if not candidates:
+        return "the cluster has no nodes"
+    if len(candidates) < num_nodes:
+        return (
+            f"needs {plural(num_nodes, 'node')}; the cluster has {plural(len(candidates), 'node')}"
+        )
+    # What earlier checks required of the remaining candidates, for the next message.
+    having: list[str] = []
+    if req.gpus:
+        with_gpus = [c for c in candidates if c.gpu_models]
+        if not with_gpus:
+            return f"needs {gpus_text(req)} per node; no node has GPUs"
+        matching = [c for c in with_gpus if c.matches(req.gpu_type)]
+        if not matching:
+            models = sorted({m for c in with_gpus for m in c.models})
+            return f"needs {req.gpu_type} GPUs; no node has them (models: {', '.join(models)})"
+        most = max(len(c.free_matching(req.gpu_type)) for c in matching)
+        if most < req.gpus:
+            kind = f"{req.gpu_type} " if req.gpu_type else ""
+            return f"needs {gpus_text(req)} per node; the largest {kind}node has {most}"
+        enough = [c for c in matching if len(c.free_matching(req.gpu_type)) >= req.gpus]
+        if len(enough) < len(candidates):
+            having.append(gpus_text(req))
+        candidates = enough
+    most_cpus = max(c.cpus_m for c in candidates)
+    if most_cpus < req.cpus_m:
+        return (
+            f"needs {cpus_text(req.cpus_m)} per node; {_largest(having)} {from_milli(most_cpus):g}"
+        )
+    enough = [c for c in candidates if c.cpus_m >= req.cpus_m]
+    if len(enough) < len(candidates):
+        having.append(cpus_text(req.cpus_m))
+    candidates = enough
+    most_memory = max(c.memory for c in candidates)
+    if most_memory < req.memory:
+        return (
+            f"needs {format_size(req.memory)} memory per node; "
+            f"{_largest(having)} {format_size(most_memory)}"
+        )
+    count = sum(1 for c in candidates if c.memory >= req.memory)
+    if count < num_nodes:
+        verb = "has" if count == 1 else "have"
+        return (
+            f"needs {plural(num_nodes, 'node')} with {resources.describe()} each; "
+            f"only {plural(count, 'node')} {verb} that much"
+        )
+    return None
+
+
+def _largest(having: list[str]) -> str:
+    """ "the largest node has", or "nodes with 8 GPUs have at most" when earlier checks ruled
+    nodes out."""
+    if not having:
+        return "the largest node has"
+    return f"nodes with {' and '.join(having)} have at most"

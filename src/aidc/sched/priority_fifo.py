@@ -8,13 +8,13 @@ Backfill with reservations (the big job reserves the nodes it will get, later jo
 if they end in time) is the next step and is not done here.
 
 Per cycle, for each job in order:
-1. its queue must exist; it must be past its retry backoff (`not_before`); starting it must keep its
-   queue within quota (cluster-wide, resources x nodes, running work plus what started this cycle);
-2. placement: the filter chain and best-fit scoring of `placement`, answered by a `FreeIndex` instead of
-   a scan of every node. A request shape (resources, num_nodes) that failed once in the cycle fails again
-   (free resources only shrink within a cycle), so it is not looked up twice.
-3. the reasons of jobs that do not fit are written at the end of the cycle, against the free resources
-   left after every start of the cycle, once per shape: what `aidc show` shows is then the cluster as
+1. its queue must exist; it must be past its retry backoff (`not_before`); starting it must keep
+   its queue within quota (cluster-wide, resources x nodes, running work plus this cycle's starts);
+2. placement: the filter chain and best-fit scoring of `placement`, answered by a `FreeIndex`
+   instead of a scan of every node. A request shape (resources, num_nodes) that failed once in the
+   cycle fails again (free resources only shrink within a cycle), so it is not looked up twice.
+3. the reasons of jobs that do not fit are written at the end of the cycle, once per shape, against
+   the resources left after all of the cycle's starts: `aidc show` then describes the cluster as
    the job will find it.
 
 `reference.ReferenceScheduler` is the same policy written the plain way; tests hold the two equal.
@@ -41,6 +41,7 @@ class PriorityFifoScheduler:
     jobs."""
 
     def schedule(self, snapshot: Snapshot, now: datetime) -> list[Decision]:
+        """One decision per pending job, in the order the jobs were considered (queue order)."""
         now = as_utc(now)
         index = FreeIndex(build_capacities(snapshot.nodes, snapshot.running))
         ledger = QuotaLedger(snapshot.running)

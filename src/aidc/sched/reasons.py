@@ -11,24 +11,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from aidc.domain.units import format_size
-from aidc.sched.capacity import NodeCapacity, Request, from_milli
-from aidc.sched.placement import detail_text, first_rejection, gpus_text
+from aidc.sched.capacity import NodeCapacity, Request
+from aidc.sched.placement import cpus_text, detail_text, first_rejection, gpus_text, plural
 
 # More reasons than this are folded into "other reasons" to keep the text short.
 MAX_GROUPS = 4
 
 
-def plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
-
-
 def request_text(req: Request) -> str:
     """ "2 H100 GPUs x 4 nodes"; a CPU-only request names its CPUs and memory instead."""
-    what = (
-        gpus_text(req)
-        if req.gpus
-        else f"{from_milli(req.cpus_m):g} CPUs, {format_size(req.memory)}"
-    )
+    what = gpus_text(req) if req.gpus else f"{cpus_text(req.cpus_m)}, {format_size(req.memory)}"
     return f"{what} x {plural(req.num_nodes, 'node')}"
 
 

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import re
+import shutil
+import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -62,10 +64,41 @@ def upgrade(url: str, revision: str = "head") -> None:
 
 
 def upgrade_engine(engine: Engine, revision: str = "head") -> None:
-    with engine.begin() as connection:  # BEGIN IMMEDIATE on SQLite: one migrating process at a time
-        if connection.dialect.name == "postgresql":
-            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})")
-        command.upgrade(alembic_config(connection), revision)
+    with engine.connect() as connection:
+        on_sqlite = connection.dialect.name == "sqlite"
+        if on_sqlite:
+            # Batch migrations rebuild a table by copy, drop and rename: with foreign keys on,
+            # dropping `jobs` would cascade-delete every attempt. The pragma is ignored inside a
+            # transaction, so it is set on the driver's connection before BEGIN; the keys are
+            # checked before the commit instead.
+            _sqlite_pragma(connection, "PRAGMA foreign_keys = OFF")
+        try:
+            with connection.begin():  # BEGIN IMMEDIATE on SQLite: one migrating process at a time
+                if connection.dialect.name == "postgresql":
+                    connection.exec_driver_sql(
+                        f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})"
+                    )
+                command.upgrade(alembic_config(connection), revision)
+                if on_sqlite:
+                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+                    if broken:
+                        raise RuntimeError(
+                            f"migration left rows with dangling foreign keys: {broken[:5]}"
+                        )
+        finally:
+            if on_sqlite:
+                _sqlite_pragma(connection, "PRAGMA foreign_keys = ON")
+
+
+def _sqlite_pragma(connection: Connection, pragma: str) -> None:
+    driver_connection = connection.connection.dbapi_connection
+    if driver_connection is None:
+        raise RuntimeError("the SQLite connection is closed")
+    cursor = driver_connection.cursor()
+    try:
+        cursor.execute(pragma)
+    finally:
+        cursor.close()
 
 
 def current_revision(url: str) -> str | None:
@@ -90,14 +123,29 @@ def new_revision(message: str, url: str | None = None) -> None:
         try:
             upgrade_engine(engine)
             with engine.begin() as connection:
+                config = alembic_config(connection)
+                _format_with_ruff(config)
                 command.revision(
-                    alembic_config(connection),
+                    config,
                     message=message,
                     autogenerate=True,
                     rev_id=_next_rev_id(),
                 )
         finally:
             engine.dispose()
+
+
+def _format_with_ruff(config: Config) -> None:
+    """Have Alembic run `ruff format` on the file it writes, when ruff is installed."""
+    beside_python = Path(sys.executable).parent / "ruff"
+    ruff = str(beside_python) if beside_python.exists() else shutil.which("ruff")
+    if ruff:
+        config.set_section_option("post_write_hooks", "hooks", "ruff")
+        config.set_section_option("post_write_hooks", "ruff.type", "exec")
+        config.set_section_option("post_write_hooks", "ruff.executable", ruff)
+        config.set_section_option(
+            "post_write_hooks", "ruff.options", "format REVISION_SCRIPT_FILENAME"
+        )
 
 
 def _next_rev_id() -> str:

@@ -1,16 +1,16 @@
 """The repositories of one unit of work: SQLAlchemy Core statements on the unit's connection.
 
 Each method is one statement (or one executemany), so a submit is one INSERT plus the commit.
-Duplicate keys are detected with ON CONFLICT DO NOTHING rather than by catching the error: on
-PostgreSQL a failed statement aborts the whole transaction, and the caller may want to go on
-after a Conflict."""
+Duplicate keys are detected with ON CONFLICT DO NOTHING ... RETURNING (no row back: the key was
+taken) rather than by catching the error: on PostgreSQL a failed statement aborts the whole
+transaction, and the caller may want to go on after a Conflict. (Drivers need not report a
+rowcount for INSERT; they do for UPDATE, which `save` relies on.)"""
 
 from __future__ import annotations
 
 import builtins
 from collections.abc import Mapping, MutableMapping, Sequence
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Connection, Insert, Table, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -24,6 +24,9 @@ from aidc.ports import TokenRecord
 from aidc.store import mappers
 from aidc.store.spec_cache import SpecCache
 from aidc.store.tables import api_tokens, attempts, jobs, nodes, queues
+
+# Ids per IN (...) when fetching specs: well below SQLite's and PostgreSQL's parameter limits.
+_IN_CHUNK = 5000
 
 
 def upsertable_insert(table: Table, dialect: str) -> sqlite.Insert | postgresql.Insert:
@@ -60,10 +63,12 @@ class SqlJobRepository:
         )
 
     def get(self, job_id: int) -> Job | None:
-        row = self._conn.execute(select(jobs).where(jobs.c.id == job_id)).one_or_none()
+        query = select(*mappers.JOB_COLUMNS, jobs.c.spec).where(jobs.c.id == job_id)
+        row = self._conn.execute(query).one_or_none()
         if row is None:
             return None
-        return self._to_jobs([row])[0]
+        specs = self._specs([job_id], known_texts={job_id: row[-1]})
+        return mappers.job_from_row(row, specs[job_id])
 
     def list(
         self,
@@ -73,7 +78,7 @@ class SqlJobRepository:
         limit: int | None = None,
         descending: bool = False,
     ) -> list[Job]:
-        query = select(jobs)
+        query = select(*mappers.JOB_COLUMNS)
         if states is not None:
             query = query.where(jobs.c.state.in_([JobState(s).value for s in states]))
         if queue is not None:
@@ -81,7 +86,9 @@ class SqlJobRepository:
         query = query.order_by(jobs.c.id.desc() if descending else jobs.c.id)
         if limit is not None:
             query = query.limit(limit)
-        return self._to_jobs(self._conn.execute(query).all())
+        rows = self._conn.execute(query).all()
+        specs = self._specs([row[0] for row in rows])
+        return [mappers.job_from_row(row, specs[row[0]]) for row in rows]
 
     def save(self, job: Job) -> None:
         stmt = update(jobs).where(jobs.c.id == job.id).values(mappers.job_mutable_values(job))
@@ -105,14 +112,16 @@ class SqlJobRepository:
 
     def add_attempt(self, attempt: Attempt) -> None:
         insert = upsertable_insert(attempts, self._conn.dialect.name)
-        stmt = insert.values(mappers.attempt_values(attempt)).on_conflict_do_nothing(
-            index_elements=[attempts.c.job_id, attempts.c.number]
+        stmt = (
+            insert.values(mappers.attempt_values(attempt))
+            .on_conflict_do_nothing(index_elements=[attempts.c.job_id, attempts.c.number])
+            .returning(attempts.c.number)  # no row back: it was there already
         )
         try:
-            inserted = self._conn.execute(stmt).rowcount
+            inserted = self._conn.execute(stmt).scalar_one_or_none()
         except IntegrityError as exc:  # the only other constraint is the foreign key to jobs
             raise NotFound("job", attempt.job_id) from exc
-        if inserted == 0:
+        if inserted is None:
             raise Conflict(f"attempt {attempt.number} of job {attempt.job_id} already exists")
 
     def save_attempt(self, attempt: Attempt) -> None:
@@ -136,16 +145,27 @@ class SqlJobRepository:
         )
         return [mappers.attempt_from_row(row) for row in self._conn.execute(query)]
 
-    def _to_jobs(self, rows: Sequence[Any]) -> builtins.list[Job]:
-        specs = self._cache.get_many(row.id for row in rows)
-        specs.update((job_id, spec) for job_id, spec in self._staged.items() if job_id not in specs)
-        parsed: dict[int, JobSpec] = {}
-        for row in rows:
-            if row.id not in specs:
-                parsed[row.id] = specs[row.id] = mappers.spec_from_text(row.spec)
-        # Rows not added by this unit of work were committed by someone: their specs are final.
+    def _specs(
+        self, job_ids: Sequence[int], known_texts: Mapping[int, str] | None = None
+    ) -> dict[int, JobSpec]:
+        """The specs of `job_ids`: from this unit's own adds, the cache, or else read and parsed."""
+        specs = self._cache.get_many(job_ids)
+        if self._staged:
+            specs.update((i, self._staged[i]) for i in job_ids if i in self._staged)
+        missing = [job_id for job_id in job_ids if job_id not in specs]
+        if not missing:
+            return specs
+        texts = dict(known_texts or {})
+        unknown = [job_id for job_id in missing if job_id not in texts]
+        for start in range(0, len(unknown), _IN_CHUNK):
+            chunk = unknown[start : start + _IN_CHUNK]
+            query = select(jobs.c.id, jobs.c.spec).where(jobs.c.id.in_(chunk))
+            texts.update((job_id, text) for job_id, text in self._conn.execute(query))
+        parsed = {job_id: mappers.spec_from_text(texts[job_id]) for job_id in missing}
+        # Not added by this unit of work, so committed by someone: these specs are final.
         self._cache.put_many(parsed)
-        return [mappers.job_from_row(row, specs[row.id]) for row in rows]
+        specs.update(parsed)
+        return specs
 
 
 class SqlQueueRepository:
@@ -154,10 +174,12 @@ class SqlQueueRepository:
 
     def add(self, queue: Queue) -> None:
         insert = upsertable_insert(queues, self._conn.dialect.name)
-        stmt = insert.values(mappers.queue_values(queue)).on_conflict_do_nothing(
-            index_elements=[queues.c.name]
+        stmt = (
+            insert.values(mappers.queue_values(queue))
+            .on_conflict_do_nothing(index_elements=[queues.c.name])
+            .returning(queues.c.name)
         )
-        if self._conn.execute(stmt).rowcount == 0:
+        if self._conn.execute(stmt).scalar_one_or_none() is None:
             raise Conflict(f"queue {queue.name!r} already exists")
 
     def get(self, name: str) -> Queue | None:

@@ -28,7 +28,6 @@ from aidc.ports import AdoptOutcome, AttemptExit, Clock, LaunchError, LaunchRequ
 log = logging.getLogger(__name__)
 
 LOST_REASON = "lost: the attempt's process ended without recording an exit status"
-_RUNNER_MODULE = "aidc.backends.local.runner"
 
 
 @dataclass
@@ -68,13 +67,13 @@ class LocalBackend:
         node_name: str | None = None,
         cancel_grace: float = 10.0,
     ) -> None:
-        self._data_dir = data_dir
+        # Absolute: the runner runs in the attempt dir and is found again by its command line.
+        self._data_dir = data_dir.absolute()
         self._clock = clock
         self._node_name = node_name or socket.gethostname().split(".")[0]
         self._cancel_grace = cancel_grace
-        self._lock = (
-            threading.RLock()
-        )  # poll, terminate and the kill timers share the tracked attempts
+        # poll(), terminate() and the kill timers' threads share the tracked attempts.
+        self._lock = threading.RLock()
         self._tracked: dict[tuple[int, int], _Tracked] = {}
         self._ended: list[AttemptExit] = []  # found by adopt(), reported by the next poll()
         self._closed = False
@@ -116,11 +115,7 @@ class LocalBackend:
     def launch(self, request: LaunchRequest) -> None:
         key = (request.job_id, request.attempt)
         spec = request.spec
-        with self._lock:
-            if key in self._tracked:
-                raise LaunchError(
-                    f"job {request.job_id} attempt {request.attempt} is already running"
-                )
+        self._refuse_if_tracked(key)
         try:
             gpus = launching.gpus_on_node(request.placement, self._node_name)
         except ValueError as exc:
@@ -158,10 +153,7 @@ class LocalBackend:
         )
         launch = {"setup": spec.setup, "run": spec.run, "workdir": str(workdir), "env": env}
         with self._lock:
-            if key in self._tracked:  # a concurrent launch of the same attempt won
-                raise LaunchError(
-                    f"job {request.job_id} attempt {request.attempt} is already running"
-                )
+            self._refuse_if_tracked(key)  # again: a concurrent launch of this attempt may have won
             # 0600: the environment may hold secrets.
             records.write_json_atomic(adir / records.LAUNCH, launch, mode=0o600)
             popen = self._spawn_runner(adir)
@@ -175,6 +167,11 @@ class LocalBackend:
             popen.pid,
         )
 
+    def _refuse_if_tracked(self, key: tuple[int, int]) -> None:
+        with self._lock:
+            if key in self._tracked:
+                raise LaunchError(f"job {key[0]} attempt {key[1]} is already running")
+
     def _spawn_runner(self, adir: Path) -> subprocess.Popen[bytes]:
         # The runner must import aidc whatever the server's sys.path was built from.
         package_root = str(Path(aidc.__file__).resolve().parent.parent)
@@ -186,7 +183,7 @@ class LocalBackend:
             # The runner's own output (a traceback if it crashes) goes to the attempt's log too.
             with open(adir / records.OUTPUT, "ab") as out:
                 return subprocess.Popen(
-                    [sys.executable, "-m", _RUNNER_MODULE, str(adir)],
+                    [sys.executable, "-m", processes.RUNNER_MODULE, str(adir)],
                     cwd=adir,
                     env=runner_env,
                     stdin=subprocess.DEVNULL,
@@ -321,20 +318,11 @@ class LocalBackend:
             if key in self._tracked:
                 return AdoptOutcome.RUNNING
             runner = self._read_optional(adir / records.RUNNER)
-            if runner is not None:
-                tracked = _Tracked(
-                    attempt.job_id,
-                    attempt.number,
-                    adir,
-                    pid=int(runner["pid"]),
-                    pgid=int(runner["pgid"]),
-                    popen=None,
-                    create_time=runner.get("create_time"),
-                )
-                if tracked.alive():
-                    self._tracked[key] = tracked
-                    self._resume_terminate(tracked)
-                    return AdoptOutcome.RUNNING
+            tracked = self._live_runner(attempt.job_id, attempt.number, adir, runner)
+            if tracked is not None:
+                self._tracked[key] = tracked
+                self._resume_terminate(tracked)
+                return AdoptOutcome.RUNNING
             terminated = self._read_optional(adir / records.TERMINATE)
             signal_sent = terminated.get("signal") if terminated else None
             ended = self._recorded_exit(attempt.job_id, attempt.number, signal_sent)
@@ -344,6 +332,22 @@ class LocalBackend:
                 return AdoptOutcome.LOST
             self._ended.append(ended)
             return AdoptOutcome.EXITED
+
+    def _live_runner(
+        self, job_id: int, attempt: int, adir: Path, runner: dict[str, Any] | None
+    ) -> _Tracked | None:
+        """The attempt's runner if it is alive, from runner.json; without one (the server stopped
+        right after starting the runner, before it wrote the file), found by its command line."""
+        if runner is not None:
+            pid, create_time = int(runner["pid"]), runner.get("create_time")
+        else:
+            found = processes.find_runner(str(adir))
+            if found is None:
+                return None
+            pid, create_time = found
+        # The runner leads its own session and process group: the group's id is its pid.
+        tracked = _Tracked(job_id, attempt, adir, pid, pid, None, create_time)
+        return tracked if tracked.alive() else None
 
     def _read_optional(self, path: Path) -> dict[str, Any] | None:
         try:
@@ -394,9 +398,7 @@ class LocalBackend:
         if (adir / records.EXIT).exists():
             return True
         runner = self._read_optional(adir / records.RUNNER)
-        return runner is None or not processes.runner_alive(
-            int(runner["pid"]), runner.get("create_time"), str(adir)
-        )
+        return self._live_runner(job_id, attempt, adir, runner) is None
 
     # ------------------------------------------------------------------------------------ close
 

@@ -12,6 +12,7 @@ import psutil
 # kernel recomputes from the wall clock, so a clock step may move it a little. A reused pid is
 # seconds apart.
 _CREATE_TIME_TOLERANCE = 1.0
+RUNNER_MODULE = "aidc.backends.local.runner"
 
 
 def runner_alive(pid: int, create_time: float | None, attempt_dir: str) -> bool:
@@ -27,6 +28,22 @@ def runner_alive(pid: int, create_time: float | None, attempt_dir: str) -> bool:
         return attempt_dir in proc.cmdline()
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
+
+
+def find_runner(attempt_dir: str) -> tuple[int, float] | None:
+    """The pid and create time of a live runner started for `attempt_dir`, found by its command
+    line: for a runner that has not written runner.json yet (the server stopped right after
+    starting it)."""
+    for proc in psutil.process_iter(["cmdline", "create_time", "status"]):
+        cmdline = proc.info["cmdline"] or []
+        if (
+            len(cmdline) >= 2
+            and cmdline[-1] == attempt_dir
+            and RUNNER_MODULE in cmdline
+            and proc.info["status"] != psutil.STATUS_ZOMBIE
+        ):
+            return proc.pid, proc.info["create_time"]
+    return None
 
 
 def signal_group(pgid: int, signum: int) -> bool:

@@ -67,7 +67,10 @@ def _install_handlers(state: _State) -> None:
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
 
 
-def _run_phase(command: str, phase: str, launch: dict[str, Any], log: int) -> records.ExitRecord:
+def _run_phase(
+    command: str, phase: str, launch: dict[str, Any], log: int, state: _State
+) -> records.ExitRecord:
+    seen = state.stop_signal
     try:
         proc = subprocess.Popen(
             [SHELL, "-c", command],
@@ -78,28 +81,48 @@ def _run_phase(command: str, phase: str, launch: dict[str, Any], log: int) -> re
             stderr=subprocess.STDOUT,
         )
     except OSError as exc:
-        return records.ExitRecord(
-            None, None, phase, _now(), error=f"{exc.strerror}: {exc.filename}"
-        )
+        error = f"{exc.strerror}: {exc.filename}"
+        return records.ExitRecord(None, None, phase, _now(), error=error)
+    if seen is None and state.stop_signal is not None:
+        # The signal came while the command was being started, maybe before it existed: pass it on.
+        # (A command that already existed gets it twice, which stopping tolerates.)
+        _signal_attempt(proc.pid, state.stop_signal)
     returncode = proc.wait()  # retried after our signal handlers run (PEP 475)
     return records.ExitRecord.from_returncode(returncode, phase, _now())
+
+
+def _leads_group() -> bool:
+    """Started by the backend (own session and group)? Never signal a caller's process group."""
+    return os.getpgrp() == os.getpid()
+
+
+def _signal_attempt(child: int, signum: int) -> None:
+    if _leads_group():
+        os.killpg(0, signum)
+    else:
+        os.kill(child, signum)
 
 
 def run_attempt(attempt: Path, state: _State) -> records.ExitRecord:
     launch = records.read_json(attempt / records.LAUNCH)
     if launch is None:
         raise FileNotFoundError(f"{attempt / records.LAUNCH} is missing")
+    phases = [(launch["setup"], records.PHASE_SETUP)] if launch.get("setup") else []
+    phases.append((launch["run"], records.PHASE_RUN))
     log = os.open(attempt / records.OUTPUT, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
-        if launch.get("setup"):
-            result = _run_phase(launch["setup"], records.PHASE_SETUP, launch, log)
+        for command, phase in phases:
+            if state.stop_signal is not None:
+                # Stopped before this command started (or during a setup that handled the signal
+                # and exited 0): it must not start.
+                signum = state.stop_signal
+                return records.ExitRecord(
+                    records.exit_code_for_signal(signum), signum, phase, _now()
+                )
+            result = _run_phase(command, phase, launch, log, state)
             if result.exit_code != 0:
                 return result
-            if state.stop_signal is not None:
-                # Stopped during setup, which handled the signal and exited 0: `run` must not start.
-                code = records.exit_code_for_signal(state.stop_signal)
-                return records.ExitRecord(code, state.stop_signal, records.PHASE_SETUP, _now())
-        return _run_phase(launch["run"], records.PHASE_RUN, launch, log)
+        return result
     finally:
         os.close(log)
 
@@ -127,9 +150,9 @@ def main(argv: list[str]) -> int:
             None, None, records.PHASE_RUN, _now(), error=f"runner error: {exc}"
         )
     records.write_json_atomic(attempt / records.EXIT, result.to_json())
-    if os.getpgrp() == os.getpid():
-        # Only when we lead our own group (started by the backend), never a caller's group. This
-        # SIGKILL ends the runner too; the exit is on disk already.
+    if _leads_group():
+        # What the job left running dies with it. This SIGKILL ends the runner too; the exit is
+        # on disk already.
         os.killpg(0, signal.SIGKILL)
     return 0
 

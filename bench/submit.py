@@ -1,0 +1,139 @@
+"""Submit throughput: 10,000 small jobs through the REST API from 8 concurrent clients, SQLite and PostgreSQL.
+
+Starts a real `aidc up` (in a temp data dir) for each database, submits to a queue whose CPU quota is 0 so the
+jobs stay PENDING (the scheduler still runs its cycles over all of them while they arrive; no process is
+spawned to compete with the server), then checks every acknowledged job is stored. Side by side, the same
+clients call GET /healthz: the HTTP floor of this machine, so the ratio shows what submitting adds.
+
+    .venv/bin/python bench/submit.py [--jobs 10000] [--clients 8] [--no-postgres] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.e2e.server import AidcServer  # noqa: E402
+
+SLURM_PUBLISHED_JOBS_PER_S = 500.0  # Slurm's high-throughput guide: sustained simple batch jobs per second
+
+
+def _client(args: tuple[str, str, str, int, int]) -> list[float]:
+    url, token, mode, start, count = args
+    latencies = []
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=url, headers=headers, timeout=30) as http:
+        for i in range(start, start + count):
+            began = time.perf_counter()
+            if mode == "submit":
+                spec = {"name": f"bench-{i}", "queue": "bench", "run": "true", "resources": {"cpus": 1}}
+                response = http.post("/v1/jobs", json=spec)
+                ok = response.status_code == 201
+            else:
+                response = http.get("/healthz")
+                ok = response.status_code == 200
+            latencies.append(time.perf_counter() - began)
+            if not ok:
+                raise RuntimeError(f"{mode} failed: {response.status_code} {response.text[:200]}")
+    return latencies
+
+
+def run_load(server: AidcServer, mode: str, jobs: int, clients: int) -> dict[str, float]:
+    per = jobs // clients
+    work = [(server.url, server.token, mode, c * per, per) for c in range(clients)]
+    with mp.get_context("spawn").Pool(clients) as pool:
+        pool.map(_client, [(server.url, server.token, mode, 0, 5)] * clients)  # warm up connections/imports
+        began = time.perf_counter()
+        results = pool.map(_client, work)
+        wall = time.perf_counter() - began
+    latencies = sorted(x for chunk in results for x in chunk)
+    return {
+        "requests": float(len(latencies)),
+        "per_second": len(latencies) / wall,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+        "wall_s": wall,
+    }
+
+
+@contextmanager
+def control_plane(tmp: Path, name: str, database_url: str | None) -> Iterator[AidcServer]:
+    server = AidcServer(data_dir=tmp / name, database_url=database_url).start()
+    try:
+        created = server.cli("queue", "create", "bench", "--cpus", "0")
+        if created.code != 0:
+            raise RuntimeError(created.stderr)
+        yield server
+    finally:
+        server.stop()
+
+
+def stored_jobs(server: AidcServer) -> int:
+    with server.api() as api:
+        return len(api.get("/v1/jobs", params={"queue": "bench", "limit": 10_000}).json())
+
+
+@contextmanager
+def postgres_url(tmp: Path) -> Iterator[str]:
+    from tests.fixtures.postgres import running_postgres
+
+    with running_postgres(tmp / "pg") as url:
+        yield url
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=10_000)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    console = Console(stderr=True)
+    rows: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="aidc-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        with console.status("SQLite: submitting"), control_plane(tmp, "sqlite", None) as server:
+            rows["healthz (HTTP floor)"] = run_load(server, "healthz", args.jobs, args.clients)
+            rows["submit, SQLite"] = run_load(server, "submit", args.jobs, args.clients)
+            rows["submit, SQLite"]["stored"] = stored_jobs(server)
+        if not args.no_postgres:
+            with postgres_url(tmp) as url, console.status("PostgreSQL: submitting"):
+                with control_plane(tmp, "postgres", url) as server:
+                    rows["submit, PostgreSQL"] = run_load(server, "submit", args.jobs, args.clients)
+                    rows["submit, PostgreSQL"]["stored"] = stored_jobs(server)
+    floor = rows["healthz (HTTP floor)"]["per_second"]
+    for row in rows.values():
+        row["vs_http_floor"] = row["per_second"] / floor
+        row["vs_slurm_500"] = row["per_second"] / SLURM_PUBLISHED_JOBS_PER_S
+    if args.json:
+        print(json.dumps({"jobs": args.jobs, "clients": args.clients, "results": rows}, indent=2))
+        return
+    table = Table(title=f"{args.jobs} requests from {args.clients} clients (goal: >= 500 jobs/s, p99 < 50 ms)")
+    for column in ("run", "req/s", "p50 ms", "p99 ms", "x HTTP floor", "x Slurm 500/s", "stored"):
+        table.add_column(column, justify="right")
+    for name, row in rows.items():
+        table.add_row(
+            name, f"{row['per_second']:.0f}", f"{row['p50_ms']:.1f}", f"{row['p99_ms']:.1f}",
+            f"{row['vs_http_floor']:.2f}", f"{row['vs_slurm_500']:.2f}", str(int(row.get("stored", 0))) or "-",
+        )  # fmt: skip
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()
