@@ -64,17 +64,8 @@ def builtin_cluster(count: int, rng: random.Random) -> list[Node]:
         for i in range(round(count * share)):
             name = f"{prefix}-{i + 1:04d}"
             roll = rng.random()
-            state = (
-                NodeState.DOWN
-                if roll < 0.01
-                else NodeState.DRAINED
-                if roll < 0.03
-                else NodeState.UP
-            )
-            node_gpus = tuple(
-                Gpu(index=g, uuid=f"{name}-gpu{g}", model=model, memory=80 * GiB)
-                for g in range(gpus)
-            )
+            state = NodeState.DOWN if roll < 0.01 else NodeState.DRAINED if roll < 0.03 else NodeState.UP
+            node_gpus = tuple(Gpu(index=g, uuid=f"{name}-gpu{g}", model=model, memory=80 * GiB) for g in range(gpus))
             nodes.append(Node(name=name, cpus=cpus, memory=memory, gpus=node_gpus, state=state))
     return nodes[:count]
 
@@ -128,9 +119,7 @@ def pending_jobs(count: int, models: list[str], rng: random.Random) -> list[Pend
             )
             nodes = rng.choices((1, 2, 4), weights=(90, 7, 3))[0] if gpus == 8 else 1
         else:
-            res = Resources(
-                cpus=rng.choice((1, 2, 4, 8, 16)), memory=rng.choice((4, 8, 16, 32)) * GiB
-            )
+            res = Resources(cpus=rng.choice((1, 2, 4, 8, 16)), memory=rng.choice((4, 8, 16, 32)) * GiB)
             nodes = 1
         backoff = NOW + timedelta(seconds=rng.randint(1, 600)) if rng.random() < 0.03 else None
         jobs.append(
@@ -178,9 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nodes", type=int, default=1000, help="nodes of the built-in cluster")
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--cluster", type=Path, help="a cluster file instead of the built-in mix")
-    parser.add_argument(
-        "--repeat", type=int, default=15, help="timed cycles of the indexed scheduler"
-    )
+    parser.add_argument("--repeat", type=int, default=15, help="timed cycles of the indexed scheduler")
     parser.add_argument("--naive-repeat", type=int, default=3, help="timed cycles of the naive one")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
@@ -199,9 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     naive_times, naive_out = timed(lambda: naive.schedule(snapshot, NOW), args.naive_repeat)
     if fast_out != naive_out:
         diff = next(i for i, (a, b) in enumerate(zip(fast_out, naive_out, strict=True)) if a != b)
-        print(
-            f"MISMATCH at decision {diff}: {fast_out[diff]} != {naive_out[diff]}", file=sys.stderr
-        )
+        print(f"MISMATCH at decision {diff}: {fast_out[diff]} != {naive_out[diff]}", file=sys.stderr)
         return 1
     starts = sum(isinstance(d, Start) for d in fast_out)
     figures = {

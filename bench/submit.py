@@ -113,10 +113,13 @@ def main() -> None:
             rows["submit, SQLite"] = run_load(server, "submit", args.jobs, args.clients)
             rows["submit, SQLite"]["stored"] = stored_jobs(server)
         if not args.no_postgres:
-            with postgres_url(tmp) as url, console.status("PostgreSQL: submitting"):
-                with control_plane(tmp, "postgres", url) as server:
-                    rows["submit, PostgreSQL"] = run_load(server, "submit", args.jobs, args.clients)
-                    rows["submit, PostgreSQL"]["stored"] = stored_jobs(server)
+            with (
+                postgres_url(tmp) as url,
+                console.status("PostgreSQL: submitting"),
+                control_plane(tmp, "postgres", url) as server,
+            ):
+                rows["submit, PostgreSQL"] = run_load(server, "submit", args.jobs, args.clients)
+                rows["submit, PostgreSQL"]["stored"] = stored_jobs(server)
     floor = rows["healthz (HTTP floor)"]["per_second"]
     for row in rows.values():
         row["vs_http_floor"] = row["per_second"] / floor

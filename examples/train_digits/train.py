@@ -43,9 +43,7 @@ class SettingsError(ValueError):
     pass
 
 
-def _env_number(
-    name: str, default: str, kind: type[int] | type[float], allow_zero: bool = False
-) -> Any:
+def _env_number(name: str, default: str, kind: type[int] | type[float], allow_zero: bool = False) -> Any:
     text = os.environ.get(name, "").strip() or default
     try:
         value = kind(text)
@@ -192,9 +190,7 @@ def load_newest_checkpoint(directory: Path) -> tuple[Path, dict[str, Any]] | Non
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            print(
-                f"skipping unreadable checkpoint {path.name}: {reason}", file=sys.stderr, flush=True
-            )
+            print(f"skipping unreadable checkpoint {path.name}: {reason}", file=sys.stderr, flush=True)
             continue
         return path, state
     return None
@@ -317,17 +313,13 @@ def main() -> int:
             shuffle_rng=shuffle_rng,
             keep=settings.keep_checkpoints,
         )
-        print(
-            f"epoch {epoch}/{settings.epochs} loss {loss:.4f} train_acc {train_acc:.4f}", flush=True
-        )
+        print(f"epoch {epoch}/{settings.epochs} loss {loss:.4f} train_acc {train_acc:.4f}", flush=True)
         if settings.sleep_per_epoch:
             time.sleep(settings.sleep_per_epoch)
 
     test_acc = accuracy(model, x_test, y_test)
     print(f"test accuracy {test_acc:.4f}", flush=True)
-    write_metrics(
-        settings.checkpoint_dir, test_acc, max(settings.epochs, first_epoch - 1), len(x_test)
-    )
+    write_metrics(settings.checkpoint_dir, test_acc, max(settings.epochs, first_epoch - 1), len(x_test))
     return 0
 
 

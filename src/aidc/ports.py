@@ -6,6 +6,7 @@ Backends follow dstack's habit: a small required `Backend` protocol plus optiona
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -55,7 +56,7 @@ class JobRepository(Protocol):
         queue: str | None = None,
         limit: int | None = None,
         descending: bool = False,
-    ) -> list[Job]:
+    ) -> builtins.list[Job]:
         """Jobs ordered by id (ascending unless `descending`)."""
         ...
 
@@ -71,9 +72,9 @@ class JobRepository(Protocol):
         """Write back an attempt's end (ended_at, exit_code, reason)."""
         ...
 
-    def attempts(self, job_id: int) -> list[Attempt]: ...
+    def attempts(self, job_id: int) -> builtins.list[Attempt]: ...
 
-    def open_attempts(self) -> list[Attempt]:
+    def open_attempts(self) -> builtins.list[Attempt]:
         """Attempts that still hold resources (ended_at is None), across all jobs."""
         ...
 

@@ -33,4 +33,3 @@ class Settings(BaseSettings):
     retry_backoff_max: float = Field(default=300.0, ge=0)
     cancel_grace: float = Field(default=10.0, ge=0, description="Seconds between SIGTERM and SIGKILL")
     log_level: str = "info"
-

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -112,14 +113,12 @@ class AidcServer:
     def reap_jobs(self) -> None:
         """Kill what jobs still run: attempts outlive the control plane by design (they are adopted)."""
         for runner in self.data_dir.glob("jobs/*/attempt-*/runner.json"):
-            try:
+            with contextlib.suppress(OSError, ValueError, KeyError):
                 os.killpg(int(json.loads(runner.read_text())["pid"]), signal.SIGKILL)
-            except (OSError, ValueError, KeyError):
-                pass
 
     def cli(self, *args: str, timeout: float = 60) -> CliResult:
         env = {**os.environ, "AIDC_URL": self.url, "AIDC_TOKEN": self.token}
-        done = subprocess.run([AIDC, *args], capture_output=True, text=True, env=env, timeout=timeout)
+        done = subprocess.run([AIDC, *args], check=False, capture_output=True, text=True, env=env, timeout=timeout)
         return CliResult(done.returncode, done.stdout, done.stderr)
 
     def api(self) -> httpx.Client:

@@ -34,7 +34,7 @@ def test_digits_example_resumes_from_its_checkpoint_after_sigkill(server: AidcSe
     example = tmp_path / "train_digits"
     shutil.copytree(EXAMPLE, example, ignore=shutil.ignore_patterns("ckpt"))
     job_file = example / "job.yaml"
-    job_file.write_text(job_file.read_text().replace("  EPOCHS: \"5\"", "  EPOCHS: \"5\"\n  SLEEP_PER_EPOCH: \"1\""))
+    job_file.write_text(job_file.read_text().replace('  EPOCHS: "5"', '  EPOCHS: "5"\n  SLEEP_PER_EPOCH: "1"'))
     submitted = server.cli("submit", str(job_file))
     assert submitted.code == 0, submitted.stderr
     job_id = int(submitted.stdout)
@@ -50,7 +50,8 @@ def test_digits_example_resumes_from_its_checkpoint_after_sigkill(server: AidcSe
     second = server.cli("logs", str(job_id), "--attempt", "2").stdout
     assert "resumed from checkpoint epoch-0002.pt at epoch 3" in second
     epochs = [line.split()[1] for line in second.splitlines() if line.startswith("epoch ")]
-    assert epochs[0] == "3/5" and epochs[-1] == "5/5"  # numbering continues
+    assert epochs[0] == "3/5"
+    assert epochs[-1] == "5/5"
     accuracy = float(second.split("test accuracy")[1].split()[0])
     assert accuracy > 0.9
     assert (example / "ckpt" / "metrics.json").exists()

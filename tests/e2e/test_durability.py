@@ -41,7 +41,8 @@ def test_sigkill_and_restart_keeps_every_job_and_adopts_running_ones(server: Aid
         assert len(job["attempts"]) == 1  # adopted, not restarted
         assert job["attempts"][0]["exit_code"] == 0
         logs = restarted.cli("logs", str(running)).stdout
-        assert "first line" in logs and "second line" in logs
+        assert "first line" in logs
+        assert "second line" in logs
         for job_id in acknowledged:
             assert restarted.wait_state(job_id, "SUCCEEDED", "FAILED")["state"] == "SUCCEEDED"
     finally:

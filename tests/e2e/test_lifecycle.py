@@ -44,7 +44,8 @@ def test_submit_runs_to_success_and_logs_are_readable(server: AidcServer, workdi
     assert attempt["ended_at"] is not None
 
     human = server.cli("show", str(job_id))
-    assert "SUCCEEDED" in human.stdout and "exit code 0" in human.stdout
+    assert "SUCCEEDED" in human.stdout
+    assert "exit code 0" in human.stdout
 
     listed = server.cli("jobs", "--json").json()
     assert [j["id"] for j in listed] == [job_id]
@@ -127,7 +128,8 @@ def test_pending_job_says_why_it_waits(server: AidcServer, workdir: Path) -> Non
     small = server.submit("name: small\nresources: {cpus: 1}\nrun: 'true'\n", workdir, "small.yaml")
     job = server.wait_state(small, "PENDING")
     reason = _wait_reason(server, small)
-    assert "CPU" in reason and node_name(server) in reason, reason
+    assert "CPU" in reason, reason
+    assert node_name(server) in reason, reason
     assert job["state"] == "PENDING"
     assert server.cli("cancel", str(hog)).code == 0
     assert server.wait_state(small, "SUCCEEDED")["state"] == "SUCCEEDED"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -34,9 +35,11 @@ def problems_from_pydantic(errors: list[Any]) -> list[ProblemOut]:
     return problems
 
 
-def _body(status: int, detail: str, problems: list[ProblemOut] | None = None, **headers: str) -> JSONResponse:
+def _body(
+    status: int, detail: str, problems: list[ProblemOut] | None = None, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
     content = ErrorOut(detail=detail, errors=problems or []).model_dump()
-    return JSONResponse(status_code=status, content=content, headers=headers or None)
+    return JSONResponse(status_code=status, content=content, headers=dict(headers) if headers else None)
 
 
 def _summary(problems: list[ProblemOut]) -> str:
@@ -69,7 +72,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Unauthenticated)
     async def _unauthenticated(_: Request, exc: Unauthenticated) -> JSONResponse:
-        return _body(401, str(exc), **{"WWW-Authenticate": "Bearer"})
+        return _body(401, str(exc), headers={"WWW-Authenticate": "Bearer"})
 
     @app.exception_handler(PermissionDenied)
     async def _denied(_: Request, exc: PermissionDenied) -> JSONResponse:
@@ -77,7 +80,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _body(exc.status_code, str(exc.detail), **(exc.headers or {}))
+        return _body(exc.status_code, str(exc.detail), headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

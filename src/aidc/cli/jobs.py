@@ -11,8 +11,8 @@ import typer
 import yaml
 
 from aidc.cli import render
-from aidc.client import ApiError
 from aidc.cli.context import EXIT_USAGE, api_errors, config, fail, read_text_file
+from aidc.client import ApiError
 from aidc.domain.jobs import JobState
 from aidc.domain.units import format_duration
 

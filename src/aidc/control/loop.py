@@ -10,14 +10,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from aidc.control.retry import RetryPolicy, after_attempt
 from aidc.domain.decisions import Placement, Start, Wait
 from aidc.domain.jobs import Attempt, JobState
 from aidc.ports import AdoptOutcome, AttemptExit, Backend, Clock, LaunchError, LaunchRequest, Store
-from aidc.control.retry import RetryPolicy, after_attempt
 from aidc.sched.snapshot import Scheduler
 from aidc.services.snapshots import load_state
 
@@ -174,7 +174,7 @@ class ControlLoop:
         log.info("job %s attempt %s started on %s", job_id, number, ",".join(placement.nodes))
         return 1
 
-    def _stop_ended_jobs(self, open_attempts: list[Attempt], active: dict[int, object]) -> None:
+    def _stop_ended_jobs(self, open_attempts: list[Attempt], active: Mapping[int, object]) -> None:
         """Attempts still running for jobs that are no longer active (cancelled) are asked to stop, once."""
         for attempt in open_attempts:
             key = (attempt.job_id, attempt.number)

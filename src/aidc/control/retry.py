@@ -16,7 +16,7 @@ class RetryPolicy:
     cap: float = 300.0
 
     def delay(self, attempts_made: int) -> float:
-        return min(self.cap, self.base * 2 ** max(0, attempts_made - 1))
+        return min(self.cap, self.base * 2.0 ** max(0, attempts_made - 1))
 
 
 def after_attempt(job: Job, exit_code: int | None, reason: str, now: datetime, policy: RetryPolicy) -> Job:
@@ -27,9 +27,7 @@ def after_attempt(job: Job, exit_code: int | None, reason: str, now: datetime, p
         return job.transition(JobState.SUCCEEDED, now, reason)
     if job.attempts_made <= job.spec.max_retries:
         delay = policy.delay(job.attempts_made)
-        retried = job.transition(
-            JobState.PENDING, now, f"attempt {job.attempts_made} failed ({reason}); retrying"
-        )
+        retried = job.transition(JobState.PENDING, now, f"attempt {job.attempts_made} failed ({reason}); retrying")
         return retried.model_copy(update={"not_before": now + timedelta(seconds=delay)})
     tries = f"after {job.attempts_made} attempts" if job.attempts_made > 1 else "on its only attempt"
     return job.transition(JobState.FAILED, now, f"{reason} {tries}")

@@ -63,7 +63,10 @@ class JobSpec(BaseModel):
     def _env_values_as_text(cls, value: Any) -> Any:
         # YAML turns EPOCHS: 5 into an int; the environment only holds text.
         if isinstance(value, dict):
-            return {k: (str(v).lower() if isinstance(v, bool) else str(v)) if v is not None else "" for k, v in value.items()}
+            return {
+                k: (str(v).lower() if isinstance(v, bool) else str(v)) if v is not None else ""
+                for k, v in value.items()
+            }
         return value
 
     @field_validator("env")

@@ -118,9 +118,7 @@ class NodeCapacity:
             self.free_gpus = [i for i in self.free_gpus if i not in used]
 
 
-def build_capacities(
-    nodes: Iterable[Node], running: Iterable[Allocation]
-) -> dict[str, NodeCapacity]:
+def build_capacities(nodes: Iterable[Node], running: Iterable[Allocation]) -> dict[str, NodeCapacity]:
     """Free resources per node name, in the order of `nodes`: capacities minus running allocations.
 
     An allocation's `resources` hold on every node of its placement; its GPUs are the indices in

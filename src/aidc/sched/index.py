@@ -144,9 +144,7 @@ class FreeIndex:
                 found.extend(group.best(req, want))
             elif match is _Match.SOME:
                 found.extend(
-                    (best_fit_key(node, req), node.name)
-                    for node in group.nodes
-                    if first_rejection(node, req) is None
+                    (best_fit_key(node, req), node.name) for node in group.nodes if first_rejection(node, req) is None
                 )
         if len(found) < want:
             return None

@@ -139,9 +139,7 @@ def detail_text(kind: Reject, node: NodeCapacity, req: Request) -> str:
     if kind is Reject.GPU_MODEL:
         return f"needs {req.gpu_type} GPUs, node {name} has {'/'.join(node.models)}"
     if kind is Reject.GPUS:
-        return (
-            f"needs {gpus_text(req)}, node {name} has {len(node.free_matching(req.gpu_type))} free"
-        )
+        return f"needs {gpus_text(req)}, node {name} has {len(node.free_matching(req.gpu_type))} free"
     if kind is Reject.CPUS:
         free = from_milli(max(0, node.free_cpus_m))
         return f"needs {cpus_text(req.cpus_m)}, node {name} has {free:g} free"
@@ -167,9 +165,7 @@ def rejection(node: NodeCapacity, req: Request) -> Rejection | None:
     return Rejection(node.name, kind, summary_text(kind, node, req), detail_text(kind, node, req))
 
 
-def filter_nodes(
-    nodes: Iterable[NodeCapacity], req: Request
-) -> tuple[list[NodeCapacity], list[Rejection]]:
+def filter_nodes(nodes: Iterable[NodeCapacity], req: Request) -> tuple[list[NodeCapacity], list[Rejection]]:
     """Run the filter chain over `nodes`: the nodes that fit, and for each other node, why not."""
     fitting: list[NodeCapacity] = []
     rejected: list[Rejection] = []
@@ -240,9 +236,7 @@ def fits_anywhere(resources: Resources, num_nodes: int, nodes: Iterable[Node]) -
     if not candidates:
         return "the cluster has no nodes"
     if len(candidates) < num_nodes:
-        return (
-            f"needs {plural(num_nodes, 'node')}; the cluster has {plural(len(candidates), 'node')}"
-        )
+        return f"needs {plural(num_nodes, 'node')}; the cluster has {plural(len(candidates), 'node')}"
     # What earlier checks required of the remaining candidates, for the next message.
     having: list[str] = []
     if req.gpus:
@@ -263,19 +257,14 @@ def fits_anywhere(resources: Resources, num_nodes: int, nodes: Iterable[Node]) -
         candidates = enough
     most_cpus = max(c.cpus_m for c in candidates)
     if most_cpus < req.cpus_m:
-        return (
-            f"needs {cpus_text(req.cpus_m)} per node; {_largest(having)} {from_milli(most_cpus):g}"
-        )
+        return f"needs {cpus_text(req.cpus_m)} per node; {_largest(having)} {from_milli(most_cpus):g}"
     enough = [c for c in candidates if c.cpus_m >= req.cpus_m]
     if len(enough) < len(candidates):
         having.append(cpus_text(req.cpus_m))
     candidates = enough
     most_memory = max(c.memory for c in candidates)
     if most_memory < req.memory:
-        return (
-            f"needs {format_size(req.memory)} memory per node; "
-            f"{_largest(having)} {format_size(most_memory)}"
-        )
+        return f"needs {format_size(req.memory)} memory per node; {_largest(having)} {format_size(most_memory)}"
     count = sum(1 for c in candidates if c.memory >= req.memory)
     if count < num_nodes:
         verb = "has" if count == 1 else "have"

@@ -34,9 +34,7 @@ def groups_text(counts: Mapping[str, int]) -> str:
     return "; ".join(parts)
 
 
-def unfit_reason(
-    req: Request, nodes: Sequence[NodeCapacity], fitting: int, counts: Mapping[str, int]
-) -> str:
+def unfit_reason(req: Request, nodes: Sequence[NodeCapacity], fitting: int, counts: Mapping[str, int]) -> str:
     """Why `req` has no placement on `nodes` (all the snapshot's nodes, UP or not).
 
     `fitting` is how many nodes would take one share of the request (fewer than `req.num_nodes`) and
@@ -50,8 +48,5 @@ def unfit_reason(
         kind = first_rejection(nodes[0], req)
         if kind is not None:
             return detail_text(kind, nodes[0], req)
-    if fitting == 0:
-        head = "no node fits"
-    else:
-        head = f"only {plural(fitting, 'node')} {'fits' if fitting == 1 else 'fit'}"
+    head = "no node fits" if fitting == 0 else f"only {plural(fitting, 'node')} {'fits' if fitting == 1 else 'fit'}"
     return f"{needs}: {head} ({groups_text(counts)})"

@@ -11,7 +11,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-TOKEN_PREFIX = "aidc_"
+TOKEN_PREFIX = "aidc_"  # noqa: S105 - a prefix, not a secret
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,7 @@ from aidc.settings import Settings
 
 
 def serve(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     plane = build(settings)
     log = logging.getLogger("aidc.server")
     if plane.admin_token_file:

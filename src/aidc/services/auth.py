@@ -11,7 +11,7 @@ from aidc.ports import Clock, Store
 from aidc.security.rbac import Principal, Role
 from aidc.security.tokens import generate_token, hash_token, token_prefix
 
-ADMIN_TOKEN_FILE = "admin.token"
+ADMIN_TOKEN_FILE = "admin.token"  # noqa: S105 - a file name
 
 
 class AuthService:

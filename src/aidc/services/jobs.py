@@ -39,7 +39,8 @@ class JobService:
             nodes = [n for n in uow.nodes.list() if n.backend == self._backend.name and n.state != NodeState.DOWN]
             never = fits_anywhere(spec.resources, spec.num_nodes, nodes)
             if never is not None:
-                field = "num_nodes" if "node" in never and spec.num_nodes > 1 else "resources"
+                # Only "needs N nodes; ..." is about the node count; the rest is about per-node resources.
+                field = "num_nodes" if never.startswith(f"needs {spec.num_nodes} nodes") else "resources"
                 problems.append(FieldProblem(field, f"can never run here: {never}"))
             if problems:
                 raise InvalidInput(problems)

@@ -67,9 +67,7 @@ def _sqlite_engine(url: URL, synchronous: SqliteSynchronous, busy_timeout: float
         # One database per connection otherwise; the store serializes every unit of work on it.
         engine = create_engine(url, connect_args=connect_args, poolclass=StaticPool)
     else:
-        engine = create_engine(
-            url, connect_args=connect_args, pool_size=POOL_SIZE, max_overflow=MAX_OVERFLOW
-        )
+        engine = create_engine(url, connect_args=connect_args, pool_size=POOL_SIZE, max_overflow=MAX_OVERFLOW)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
@@ -86,8 +84,6 @@ def _sqlite_engine(url: URL, synchronous: SqliteSynchronous, busy_timeout: float
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql(
-            connection.get_execution_options().get(SQLITE_BEGIN_OPTION, "BEGIN IMMEDIATE")
-        )
+        connection.exec_driver_sql(connection.get_execution_options().get(SQLITE_BEGIN_OPTION, "BEGIN IMMEDIATE"))
 
     return engine

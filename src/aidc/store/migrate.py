@@ -75,16 +75,12 @@ def upgrade_engine(engine: Engine, revision: str = "head") -> None:
         try:
             with connection.begin():  # BEGIN IMMEDIATE on SQLite: one migrating process at a time
                 if connection.dialect.name == "postgresql":
-                    connection.exec_driver_sql(
-                        f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})"
-                    )
+                    connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})")
                 command.upgrade(alembic_config(connection), revision)
                 if on_sqlite:
                     broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
                     if broken:
-                        raise RuntimeError(
-                            f"migration left rows with dangling foreign keys: {broken[:5]}"
-                        )
+                        raise RuntimeError(f"migration left rows with dangling foreign keys: {broken[:5]}")
         finally:
             if on_sqlite:
                 _sqlite_pragma(connection, "PRAGMA foreign_keys = ON")
@@ -143,9 +139,7 @@ def _format_with_ruff(config: Config) -> None:
         config.set_section_option("post_write_hooks", "hooks", "ruff")
         config.set_section_option("post_write_hooks", "ruff.type", "exec")
         config.set_section_option("post_write_hooks", "ruff.executable", ruff)
-        config.set_section_option(
-            "post_write_hooks", "ruff.options", "format REVISION_SCRIPT_FILENAME"
-        )
+        config.set_section_option("post_write_hooks", "ruff.options", "format REVISION_SCRIPT_FILENAME")
 
 
 def _next_rev_id() -> str:

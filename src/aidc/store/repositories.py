@@ -37,9 +37,7 @@ def upsertable_insert(table: Table, dialect: str) -> sqlite.Insert | postgresql.
 
 
 class SqlJobRepository:
-    def __init__(
-        self, conn: Connection, cache: SpecCache, staged: MutableMapping[int, JobSpec]
-    ) -> None:
+    def __init__(self, conn: Connection, cache: SpecCache, staged: MutableMapping[int, JobSpec]) -> None:
         self._conn = conn
         self._cache = cache
         # Specs of jobs added in this unit of work: published to the shared cache only on commit,
@@ -138,16 +136,10 @@ class SqlJobRepository:
         return [mappers.attempt_from_row(row) for row in self._conn.execute(query)]
 
     def open_attempts(self) -> builtins.list[Attempt]:
-        query = (
-            select(attempts)
-            .where(attempts.c.ended_at.is_(None))
-            .order_by(attempts.c.job_id, attempts.c.number)
-        )
+        query = select(attempts).where(attempts.c.ended_at.is_(None)).order_by(attempts.c.job_id, attempts.c.number)
         return [mappers.attempt_from_row(row) for row in self._conn.execute(query)]
 
-    def _specs(
-        self, job_ids: Sequence[int], known_texts: Mapping[int, str] | None = None
-    ) -> dict[int, JobSpec]:
+    def _specs(self, job_ids: Sequence[int], known_texts: Mapping[int, str] | None = None) -> dict[int, JobSpec]:
         """The specs of `job_ids`: from this unit's own adds, the cache, or else read and parsed."""
         specs = self._cache.get_many(job_ids)
         if self._staged:
@@ -217,23 +209,17 @@ class SqlTokenRepository:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
-    def add(
-        self, *, name: str, prefix: str, token_hash: str, role: str, now: datetime
-    ) -> TokenRecord:
+    def add(self, *, name: str, prefix: str, token_hash: str, role: str, now: datetime) -> TokenRecord:
         insert = upsertable_insert(api_tokens, self._conn.dialect.name)
         stmt = (
-            insert.values(
-                name=name, prefix=prefix, token_hash=token_hash, role=role, created_at=now
-            )
+            insert.values(name=name, prefix=prefix, token_hash=token_hash, role=role, created_at=now)
             .on_conflict_do_nothing(index_elements=[api_tokens.c.token_hash])
             .returning(api_tokens.c.id)
         )
         token_id = self._conn.execute(stmt).scalar_one_or_none()
         if token_id is None:
             raise Conflict(f"a token with the same hash already exists (prefix {prefix!r})")
-        return TokenRecord(
-            id=token_id, name=name, prefix=prefix, token_hash=token_hash, role=role, created_at=now
-        )
+        return TokenRecord(id=token_id, name=name, prefix=prefix, token_hash=token_hash, role=role, created_at=now)
 
     def find_by_hash(self, token_hash: str) -> TokenRecord | None:
         query = select(api_tokens).where(api_tokens.c.token_hash == token_hash)

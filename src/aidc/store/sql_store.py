@@ -70,9 +70,7 @@ class SqlStore:
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
         spec_cache_size: int = DEFAULT_CAPACITY,
     ) -> None:
-        self._engine: Engine = make_engine(
-            url, sqlite_synchronous=sqlite_synchronous, busy_timeout=busy_timeout
-        )
+        self._engine: Engine = make_engine(url, sqlite_synchronous=sqlite_synchronous, busy_timeout=busy_timeout)
         self._is_sqlite = self._engine.dialect.name == "sqlite"
         self._is_memory = self._is_sqlite and sqlite_is_memory(self._engine.url)
         self._busy_timeout = busy_timeout
@@ -123,8 +121,7 @@ class SqlStore:
             )
         if not self._lock.acquire(timeout=self._busy_timeout):
             raise TimeoutError(
-                f"the database stayed busy for {self._busy_timeout:g} s: another unit of work "
-                "held it all that time"
+                f"the database stayed busy for {self._busy_timeout:g} s: another unit of work held it all that time"
             )
         self._lock_owner = me
         try:

@@ -179,9 +179,7 @@ def test_each_exit_is_reported_once(backend: LocalBackend) -> None:
 
 
 def test_setup_runs_first_in_the_workdir(backend: LocalBackend, tmp_path: Path) -> None:
-    backend.launch(
-        request(4, "cat prepared.txt", setup="echo prepared > prepared.txt", workdir=tmp_path)
-    )
+    backend.launch(request(4, "cat prepared.txt", setup="echo prepared > prepared.txt", workdir=tmp_path))
     assert wait_exit(backend, 4).exit_code == 0
     assert log_of(backend, 4) == "prepared\n"
 
@@ -227,9 +225,7 @@ def test_gpu_job_sees_its_gpus(backend: LocalBackend) -> None:
     assert "CVD=0,1" in log_of(backend, 8).splitlines()
 
 
-def test_request_env_and_checkpoint_dir_in_the_workdir(
-    backend: LocalBackend, tmp_path: Path
-) -> None:
+def test_request_env_and_checkpoint_dir_in_the_workdir(backend: LocalBackend, tmp_path: Path) -> None:
     req = request(
         9,
         ENV_PROBE,
@@ -331,9 +327,7 @@ def test_terminate_is_idempotent(backend: LocalBackend, data_dir: Path) -> None:
     assert backend.poll() == []
 
 
-def test_the_end_of_the_job_kills_what_it_left_running(
-    backend: LocalBackend, tmp_path: Path
-) -> None:
+def test_the_end_of_the_job_kills_what_it_left_running(backend: LocalBackend, tmp_path: Path) -> None:
     backend.launch(request(24, "sleep 60 & echo $! > background.pid", workdir=tmp_path))
     assert wait_exit(backend, 24).exit_code == 0
     background = int((tmp_path / "background.pid").read_text())
@@ -343,9 +337,7 @@ def test_the_end_of_the_job_kills_what_it_left_running(
 # ------------------------------------------------------------------------- adoption
 
 
-def test_a_new_backend_adopts_a_running_attempt(
-    make_backend: Callable[[], LocalBackend], tmp_path: Path
-) -> None:
+def test_a_new_backend_adopts_a_running_attempt(make_backend: Callable[[], LocalBackend], tmp_path: Path) -> None:
     first = make_backend()
     started = datetime.now(UTC)
     first.launch(request(30, f"{GATE}; echo done; exit 5", workdir=tmp_path))
@@ -374,9 +366,7 @@ def test_an_attempt_whose_runner_was_killed_is_lost(
     assert second.poll() == []
 
 
-def test_an_attempt_that_ended_while_nobody_watched(
-    make_backend: Callable[[], LocalBackend], data_dir: Path
-) -> None:
+def test_an_attempt_that_ended_while_nobody_watched(make_backend: Callable[[], LocalBackend], data_dir: Path) -> None:
     first = make_backend()
     started = datetime.now(UTC)
     first.launch(request(32, "exit 4"))
@@ -390,9 +380,7 @@ def test_an_attempt_that_ended_while_nobody_watched(
     assert second.poll() == []
 
 
-def test_a_pending_kill_survives_a_restart(
-    make_backend: Callable[[], LocalBackend], data_dir: Path
-) -> None:
+def test_a_pending_kill_survives_a_restart(make_backend: Callable[[], LocalBackend], data_dir: Path) -> None:
     first = make_backend()
     started = datetime.now(UTC)
     first.launch(request(33, "trap '' TERM; echo ready; sleep 60 & wait"))

@@ -50,10 +50,7 @@ def test_adding_an_existing_queue_raises_conflict_and_keeps_the_transaction(
 
 
 def test_nodes_are_inserted_then_updated_by_upsert(store: SqlStore) -> None:
-    gpus = tuple(
-        Gpu(index=i, uuid=f"GPU-{i}", model="NVIDIA H100 80GB HBM3", memory=80 * 2**30)
-        for i in range(8)
-    )
+    gpus = tuple(Gpu(index=i, uuid=f"GPU-{i}", model="NVIDIA H100 80GB HBM3", memory=80 * 2**30) for i in range(8))
     node = Node(
         name="gpu-01",
         cpus=224,
@@ -71,9 +68,7 @@ def test_nodes_are_inserted_then_updated_by_upsert(store: SqlStore) -> None:
         assert uow.nodes.get("gpu-01") == node
         assert [n.name for n in uow.nodes.list()] == ["cpu-01", "gpu-01"]
 
-    drained = node.model_copy(
-        update={"state": NodeState.DRAINED, "gpus": gpus[:4], "labels": {}, "last_seen": at(60)}
-    )
+    drained = node.model_copy(update={"state": NodeState.DRAINED, "gpus": gpus[:4], "labels": {}, "last_seen": at(60)})
     with store.unit_of_work() as uow:
         uow.nodes.upsert(drained)
         uow.commit()
@@ -86,12 +81,8 @@ def test_nodes_are_inserted_then_updated_by_upsert(store: SqlStore) -> None:
 def test_tokens_are_added_found_by_hash_and_counted(store: SqlStore) -> None:
     with store.unit_of_work() as uow:
         assert uow.tokens.count() == 0
-        admin = uow.tokens.add(
-            name="bootstrap", prefix="aidc_ab12", token_hash="h1", role="admin", now=T0
-        )
-        viewer = uow.tokens.add(
-            name="ci", prefix="aidc_cd34", token_hash="h2", role="viewer", now=at(1)
-        )
+        admin = uow.tokens.add(name="bootstrap", prefix="aidc_ab12", token_hash="h1", role="admin", now=T0)
+        viewer = uow.tokens.add(name="ci", prefix="aidc_cd34", token_hash="h2", role="viewer", now=at(1))
         uow.commit()
     assert viewer.id != admin.id
     assert (admin.name, admin.role, admin.created_at, admin.revoked) == (

@@ -33,24 +33,17 @@ def test_concurrent_submits_get_distinct_ids_and_are_all_stored(store: SqlStore)
     with store.unit_of_work() as uow:
         stored = uow.jobs.list()
     assert sorted(ids) == [j.id for j in stored]
-    assert {j.spec.name for j in stored} == {
-        f"w{w}-{i}" for w in range(THREADS) for i in range(PER_THREAD)
-    }
+    assert {j.spec.name for j in stored} == {f"w{w}-{i}" for w in range(THREADS) for i in range(PER_THREAD)}
 
 
-def test_two_stores_on_one_database_do_not_lock_each_other_out(
-    store: SqlStore, database_url: str
-) -> None:
+def test_two_stores_on_one_database_do_not_lock_each_other_out(store: SqlStore, database_url: str) -> None:
     # A second store stands for a second process: only BEGIN IMMEDIATE and the busy timeout
     # (SQLite) or row locks (PostgreSQL) keep the two apart.
     other = SqlStore(database_url)
     start = threading.Barrier(THREADS)
     try:
         with ThreadPoolExecutor(THREADS) as pool:
-            futures = [
-                pool.submit(_submit_many, store if w % 2 else other, w, start)
-                for w in range(THREADS)
-            ]
+            futures = [pool.submit(_submit_many, store if w % 2 else other, w, start) for w in range(THREADS)]
             ids = [job_id for f in futures for job_id in f.result()]
     finally:
         other.close()

@@ -45,9 +45,7 @@ def test_get_returns_the_stored_job_and_none_for_unknown_ids(store: SqlStore) ->
         assert uow.jobs.get(added.id + 1000) is None
 
 
-def test_spec_is_read_back_from_the_database_not_only_from_the_cache(
-    store: SqlStore, database_url: str
-) -> None:
+def test_spec_is_read_back_from_the_database_not_only_from_the_cache(store: SqlStore, database_url: str) -> None:
     submitted = spec("x", resources={"gpus": 2, "memory": 5 * 2**40}, env={"A": "1"})
     with store.unit_of_work() as uow:
         job_id = uow.jobs.add(submitted, "alice", T0).id
@@ -213,9 +211,7 @@ def test_set_pending_reasons_updates_many_jobs_at_once(store: SqlStore) -> None:
         uow.jobs.save(jobs[3].transition(JobState.RUNNING, at(1)))
         uow.commit()
     with store.unit_of_work() as uow:
-        uow.jobs.set_pending_reasons(
-            {jobs[0].id: "waiting for 8 GPUs", jobs[1].id: "queue quota", jobs[3].id: "stale"}
-        )
+        uow.jobs.set_pending_reasons({jobs[0].id: "waiting for 8 GPUs", jobs[1].id: "queue quota", jobs[3].id: "stale"})
         uow.commit()
     with store.unit_of_work() as uow:
         reasons = {j.id: j.pending_reason for j in uow.jobs.list()}

@@ -114,9 +114,7 @@ def test_no_driver_means_no_gpus_and_one_info_line(
     ]
 
 
-def test_without_pynvml_there_are_no_gpus(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_without_pynvml_there_are_no_gpus(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setitem(sys.modules, "pynvml", None)  # makes `import pynvml` raise ImportError
     with caplog.at_level(logging.INFO, logger=nvml.__name__):
         assert nvml.read_gpus() == []

@@ -37,19 +37,14 @@ def test_describe_exit(record: ExitRecord, words: str) -> None:
 
 
 def test_unknown_signal_number_is_named_by_number() -> None:
-    assert (
-        describe_exit(ExitRecord(128 + 200, 200, "run", ENDED))
-        == "killed by signal 200 (signal 200)"
-    )
+    assert describe_exit(ExitRecord(128 + 200, 200, "run", ENDED)) == "killed by signal 200 (signal 200)"
 
 
 @pytest.mark.parametrize(
     ("returncode", "exit_code", "signum"),
     [(0, 0, None), (3, 3, None), (-9, 137, 9), (-15, 143, 15)],
 )
-def test_returncode_follows_the_shell_convention(
-    returncode: int, exit_code: int, signum: int | None
-) -> None:
+def test_returncode_follows_the_shell_convention(returncode: int, exit_code: int, signum: int | None) -> None:
     record = ExitRecord.from_returncode(returncode, "run", ENDED)
     assert (record.exit_code, record.signal) == (exit_code, signum)
 

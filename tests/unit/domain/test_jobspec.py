@@ -44,7 +44,8 @@ def test_gpus_accepts_model_and_count() -> None:
 
 def test_gpus_model_conflicting_with_gpu_type_is_rejected() -> None:
     errors = _errors({"name": "a", "run": "x", "resources": {"gpus": "H100:8", "gpu_type": "A100"}})
-    assert "H100" in errors["resources"] and "A100" in errors["resources"]
+    assert "H100" in errors["resources"]
+    assert "A100" in errors["resources"]
 
 
 def test_unknown_fields_are_rejected_with_their_path() -> None:

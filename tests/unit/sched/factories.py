@@ -32,9 +32,7 @@ def node(
         cpus=cpus,
         memory=memory,
         state=state,
-        gpus=tuple(
-            Gpu(index=i, uuid=f"{name}-{i}", model=m, memory=80 * GiB) for i, m in enumerate(kinds)
-        ),
+        gpus=tuple(Gpu(index=i, uuid=f"{name}-{i}", model=m, memory=80 * GiB) for i, m in enumerate(kinds)),
     )
 
 
@@ -80,9 +78,7 @@ def alloc(
         job_id=job_id,
         queue=queue,
         resources=Resources(gpus=per_node, cpus=cpus, memory=memory),
-        placement=Placement(
-            assignments=tuple(NodeAssignment(node=n, gpus=tuple(g)) for n, g in on.items())
-        ),
+        placement=Placement(assignments=tuple(NodeAssignment(node=n, gpus=tuple(g)) for n, g in on.items())),
     )
 
 
@@ -101,9 +97,7 @@ def snapshot(
     )
 
 
-def queue(
-    name: str, gpus: int | None = None, cpus: float | None = None, memory: int | None = None
-) -> Queue:
+def queue(name: str, gpus: int | None = None, cpus: float | None = None, memory: int | None = None) -> Queue:
     return Queue(name=name, quota=Quota(gpus=gpus, cpus=cpus, memory=memory))
 
 

@@ -21,9 +21,7 @@ def test_unknown_queue_waits_with_its_name() -> None:
 
 def test_unknown_queue_is_said_before_backoff() -> None:
     later = NOW + timedelta(minutes=5)
-    out = PriorityFifoScheduler().schedule(
-        snapshot([node("n1")], [job(1, queue="nope", not_before=later)]), NOW
-    )
+    out = PriorityFifoScheduler().schedule(snapshot([node("n1")], [job(1, queue="nope", not_before=later)]), NOW)
     assert reason(out[0]) == "queue nope does not exist"
 
 
@@ -35,9 +33,7 @@ def test_job_in_backoff_waits_until_the_time_given() -> None:
 
 @pytest.mark.parametrize("offset", [timedelta(0), timedelta(seconds=-1)])
 def test_backoff_over_starts(offset: timedelta) -> None:
-    out = PriorityFifoScheduler().schedule(
-        snapshot([node("n1")], [job(1, not_before=NOW + offset)]), NOW
-    )
+    out = PriorityFifoScheduler().schedule(snapshot([node("n1")], [job(1, not_before=NOW + offset)]), NOW)
     assert started(out[0]).nodes == ("n1",)
 
 
@@ -72,9 +68,7 @@ def test_gpu_quota_counts_running_work_times_its_nodes() -> None:
 def test_quota_counts_jobs_started_in_the_same_cycle() -> None:
     jobs = [job(i, gpus=2, queue="gpu-team", submitted=i) for i in range(1, 4)]
     out = by_id(
-        PriorityFifoScheduler().schedule(
-            snapshot([node("n1", gpus=8)], jobs, queues=[queue("gpu-team", gpus=4)]), NOW
-        )
+        PriorityFifoScheduler().schedule(snapshot([node("n1", gpus=8)], jobs, queues=[queue("gpu-team", gpus=4)]), NOW)
     )
     assert started(out[1])
     assert started(out[2])
@@ -109,9 +103,7 @@ def test_a_job_over_quota_leaves_resources_to_other_queues() -> None:
     jobs = [job(1, gpus=1, queue="capped", priority=9), job(2, gpus=1, queue="open")]
     out = by_id(
         PriorityFifoScheduler().schedule(
-            snapshot(
-                [node("n1", gpus=1)], jobs, queues=[queue("capped", gpus=0), Queue(name="open")]
-            ),
+            snapshot([node("n1", gpus=1)], jobs, queues=[queue("capped", gpus=0), Queue(name="open")]),
             NOW,
         )
     )

@@ -29,9 +29,7 @@ def test_allocations_on_unknown_nodes_are_ignored() -> None:
 
 def test_fractional_cpus_do_not_drift() -> None:
     running = [alloc(i, {"n1": []}, cpus=0.1) for i in range(3)]
-    out = PriorityFifoScheduler().schedule(
-        snapshot([node("n1", cpus=1)], [job(1, cpus=0.7)], running), NOW
-    )
+    out = PriorityFifoScheduler().schedule(snapshot([node("n1", cpus=1)], [job(1, cpus=0.7)], running), NOW)
     assert started(out[0]).nodes == ("n1",)
 
 
@@ -53,7 +51,5 @@ def test_wait_reasons_describe_the_cluster_after_the_cycles_starts() -> None:
 
 def test_an_overcommitted_node_takes_nothing_and_reports_zero_free() -> None:
     running = [alloc(100, {"n1": []}, cpus=10)]
-    out = PriorityFifoScheduler().schedule(
-        snapshot([node("n1", cpus=8)], [job(1, cpus=1)], running), NOW
-    )
+    out = PriorityFifoScheduler().schedule(snapshot([node("n1", cpus=8)], [job(1, cpus=1)], running), NOW)
     assert reason(out[0]) == "needs 1 CPU, node n1 has 0 free"

@@ -28,12 +28,8 @@ def test_fits_when_enough_nodes_could_hold_it_even_if_drained() -> None:
 
 
 def test_too_many_gpus_per_node() -> None:
-    assert (
-        fits_anywhere(res(gpus=16), 1, CLUSTER) == "needs 16 GPUs per node; the largest node has 8"
-    )
-    assert fits_anywhere(res(gpus="A100:8"), 1, CLUSTER) == (
-        "needs 8 A100 GPUs per node; the largest A100 node has 4"
-    )
+    assert fits_anywhere(res(gpus=16), 1, CLUSTER) == "needs 16 GPUs per node; the largest node has 8"
+    assert fits_anywhere(res(gpus="A100:8"), 1, CLUSTER) == ("needs 8 A100 GPUs per node; the largest A100 node has 4")
 
 
 def test_no_node_of_the_model() -> None:
@@ -43,23 +39,15 @@ def test_no_node_of_the_model() -> None:
 
 
 def test_no_gpus_at_all() -> None:
-    assert (
-        fits_anywhere(res(gpus=1), 1, [node("cpu", cpus=8)])
-        == "needs 1 GPU per node; no node has GPUs"
-    )
+    assert fits_anywhere(res(gpus=1), 1, [node("cpu", cpus=8)]) == "needs 1 GPU per node; no node has GPUs"
 
 
 def test_too_many_cpus_or_too_much_memory() -> None:
-    assert (
-        fits_anywhere(res(cpus=512), 1, CLUSTER)
-        == "needs 512 CPUs per node; the largest node has 256"
-    )
+    assert fits_anywhere(res(cpus=512), 1, CLUSTER) == "needs 512 CPUs per node; the largest node has 256"
     assert fits_anywhere(res(gpus=8, cpus=200), 1, CLUSTER) == (
         "needs 200 CPUs per node; nodes with 8 GPUs have at most 128"
     )
-    assert fits_anywhere(res(memory="8TiB"), 1, CLUSTER) == (
-        "needs 8TiB memory per node; the largest node has 4TiB"
-    )
+    assert fits_anywhere(res(memory="8TiB"), 1, CLUSTER) == ("needs 8TiB memory per node; the largest node has 4TiB")
     assert fits_anywhere(res(gpus=1, cpus=100, memory="3TiB"), 1, CLUSTER) == (
         "needs 3TiB memory per node; nodes with 1 GPU and 100 CPUs have at most 2TiB"
     )

@@ -25,9 +25,7 @@ def caps(*nodes_: Node, running: Iterable[Allocation] = ()) -> list[NodeCapacity
     return list(build_capacities(nodes_, running).values())
 
 
-def request(
-    gpus: int = 0, gpu_type: str | None = None, cpus: float = 1, memory: int = GiB, n: int = 1
-) -> Request:
+def request(gpus: int = 0, gpu_type: str | None = None, cpus: float = 1, memory: int = GiB, n: int = 1) -> Request:
     return Request.of(Resources(gpus=gpus, gpu_type=gpu_type, cpus=cpus, memory=memory), n)
 
 
@@ -85,9 +83,7 @@ def test_filters_run_in_order_and_the_first_rejection_counts() -> None:
         ),
     ],
 )
-def test_single_node_cluster_reason_has_figures(
-    held: dict[str, Any], want: dict[str, Any], expected: str
-) -> None:
+def test_single_node_cluster_reason_has_figures(held: dict[str, Any], want: dict[str, Any], expected: str) -> None:
     running = [
         alloc(
             100,
@@ -116,9 +112,7 @@ def test_many_nodes_reason_counts_nodes_per_reason() -> None:
     nodes += [node("a100-1", gpus=8, model="A100")]
     nodes += [node(f"drained-{i}", gpus=8, model="H100", state=NodeState.DRAINED) for i in range(2)]
     running = [alloc(100 + i, {f"busy-{i}": range(7)}) for i in range(3)]
-    out = PriorityFifoScheduler().schedule(
-        snapshot(nodes, [job(1, gpus=2, gpu_type="H100")], running), NOW
-    )
+    out = PriorityFifoScheduler().schedule(snapshot(nodes, [job(1, gpus=2, gpu_type="H100")], running), NOW)
     assert reason(out[0]) == (
         "needs 2 H100 GPUs x 1 node: no node fits "
         "(3 nodes: not enough free GPUs; 2 nodes: DRAINED; 1 node: GPU model is A100, not H100)"
@@ -146,10 +140,7 @@ def test_many_reasons_are_folded_after_four() -> None:
 def test_cpu_only_request_is_described_by_cpus_and_memory() -> None:
     nodes = [node("n1", cpus=2), node("n2", cpus=2)]
     out = PriorityFifoScheduler().schedule(snapshot(nodes, [job(1, cpus=4, memory=16 * GiB)]), NOW)
-    assert (
-        reason(out[0])
-        == "needs 4 CPUs, 16GiB x 1 node: no node fits (2 nodes: not enough free CPUs)"
-    )
+    assert reason(out[0]) == "needs 4 CPUs, 16GiB x 1 node: no node fits (2 nodes: not enough free CPUs)"
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ __all__ = ["LocalBackend"]
 
 def __getattr__(name: str) -> Any:
     if name == "LocalBackend":
-        from aidc.backends.local.backend import LocalBackend  # noqa: PLC0415 (see above)
+        from aidc.backends.local.backend import LocalBackend
 
         return LocalBackend
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -127,9 +127,7 @@ class LocalBackend:
         try:
             adir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise LaunchError(
-                f"cannot create the attempt directory {adir}: {exc.strerror}"
-            ) from exc
+            raise LaunchError(f"cannot create the attempt directory {adir}: {exc.strerror}") from exc
         if (adir / records.RUNNER).exists() or (adir / records.EXIT).exists():
             raise LaunchError(f"job {request.job_id} attempt {request.attempt} was launched before")
         if not workdir.is_dir():
@@ -138,9 +136,7 @@ class LocalBackend:
         try:
             checkpoints.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise LaunchError(
-                f"checkpoint_dir {checkpoints} cannot be created: {exc.strerror}"
-            ) from exc
+            raise LaunchError(f"checkpoint_dir {checkpoints} cannot be created: {exc.strerror}") from exc
         env = launching.build_env(
             os.environ,
             spec.env,
@@ -157,9 +153,7 @@ class LocalBackend:
             # 0600: the environment may hold secrets.
             records.write_json_atomic(adir / records.LAUNCH, launch, mode=0o600)
             popen = self._spawn_runner(adir)
-            self._tracked[key] = _Tracked(
-                request.job_id, request.attempt, adir, popen.pid, popen.pid, popen
-            )
+            self._tracked[key] = _Tracked(request.job_id, request.attempt, adir, popen.pid, popen.pid, popen)
         log.info(
             "launched job %s attempt %s as process group %s",
             request.job_id,
@@ -176,9 +170,7 @@ class LocalBackend:
         # The runner must import aidc whatever the server's sys.path was built from.
         package_root = str(Path(aidc.__file__).resolve().parent.parent)
         runner_env = dict(os.environ)
-        runner_env["PYTHONPATH"] = os.pathsep.join(
-            filter(None, [package_root, runner_env.get("PYTHONPATH")])
-        )
+        runner_env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, runner_env.get("PYTHONPATH")]))
         try:
             # The runner's own output (a traceback if it crashes) goes to the attempt's log too.
             with open(adir / records.OUTPUT, "ab") as out:
@@ -211,15 +203,11 @@ class LocalBackend:
                 ended = self._recorded_exit(tracked.job_id, tracked.attempt, tracked.signal_sent)
                 if ended is None:
                     processes.kill_leftovers(tracked.pgid, tracked.job_id, tracked.attempt)
-                    ended = AttemptExit(
-                        tracked.job_id, tracked.attempt, None, LOST_REASON, self._clock.now()
-                    )
+                    ended = AttemptExit(tracked.job_id, tracked.attempt, None, LOST_REASON, self._clock.now())
                 exits.append(ended)
         return exits
 
-    def _recorded_exit(
-        self, job_id: int, attempt: int, signal_sent: int | None
-    ) -> AttemptExit | None:
+    def _recorded_exit(self, job_id: int, attempt: int, signal_sent: int | None) -> AttemptExit | None:
         """The exit of an attempt whose runner is gone: from exit.json, else from the signal the
         backend sent (the runner died of it before it could record anything); None when nothing
         says how it ended."""
@@ -229,9 +217,7 @@ class LocalBackend:
             record = self._record_signal_exit(adir, signal_sent)
         if record is None:
             return None
-        return AttemptExit(
-            job_id, attempt, record.exit_code, records.describe_exit(record), self._ended_at(record)
-        )
+        return AttemptExit(job_id, attempt, record.exit_code, records.describe_exit(record), self._ended_at(record))
 
     def _read_exit(self, adir: Path) -> records.ExitRecord | None:
         try:
@@ -333,9 +319,7 @@ class LocalBackend:
             self._ended.append(ended)
             return AdoptOutcome.EXITED
 
-    def _live_runner(
-        self, job_id: int, attempt: int, adir: Path, runner: dict[str, Any] | None
-    ) -> _Tracked | None:
+    def _live_runner(self, job_id: int, attempt: int, adir: Path, runner: dict[str, Any] | None) -> _Tracked | None:
         """The attempt's runner if it is alive, from runner.json; without one (the server stopped
         right after starting the runner, before it wrote the file), found by its command line."""
         if runner is not None:
@@ -370,9 +354,7 @@ class LocalBackend:
 
     # ------------------------------------------------------------------------------------ logs
 
-    def read_log(
-        self, job_id: int, attempt: int, offset: int = 0, limit: int = 1 << 20
-    ) -> LogChunk:
+    def read_log(self, job_id: int, attempt: int, offset: int = 0, limit: int = 1 << 20) -> LogChunk:
         adir = records.attempt_dir(self._data_dir, job_id, attempt)
         if not adir.is_dir():
             raise KeyError(f"job {job_id} has no attempt {attempt}")

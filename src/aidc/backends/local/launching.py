@@ -35,13 +35,9 @@ def gpus_on_node(placement: Placement, node: str) -> tuple[int, ...]:
     placement does not name this node or names others too (the local backend runs one node)."""
     names = placement.nodes
     if node not in names:
-        raise ValueError(
-            f"the placement names {', '.join(names) or 'no node'}, not this host ({node})"
-        )
+        raise ValueError(f"the placement names {', '.join(names) or 'no node'}, not this host ({node})")
     if len(set(names)) > 1:
-        raise ValueError(
-            f"the local backend runs on one node ({node}) but the placement names {len(names)}"
-        )
+        raise ValueError(f"the local backend runs on one node ({node}) but the placement names {len(names)}")
     return tuple(gpu for a in placement.assignments if a.node == node for gpu in a.gpus)
 
 

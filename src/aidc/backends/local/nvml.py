@@ -24,7 +24,7 @@ def read_gpus(*, report_missing: bool = True) -> list[Gpu]:
     """The GPUs NVML sees, in NVML's order (PCI bus order), or [] when there is no NVIDIA driver.
     `report_missing` logs that at INFO (once per caller: discovery runs again and again)."""
     try:
-        import pynvml  # noqa: PLC0415 (lazy: most hosts of the tests have no driver)
+        import pynvml
     except ImportError as exc:
         _missing(f"pynvml cannot be imported: {exc}", report_missing)
         return []

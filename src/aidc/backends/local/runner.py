@@ -43,9 +43,7 @@ def _proc_create_time() -> float | None:
     try:
         stat = Path("/proc/self/stat").read_text()
         boot = next(
-            float(line.split()[1])
-            for line in Path("/proc/stat").read_text().splitlines()
-            if line.startswith("btime")
+            float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime")
         )
     except (OSError, StopIteration, ValueError):
         return None
@@ -67,9 +65,7 @@ def _install_handlers(state: _State) -> None:
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
 
 
-def _run_phase(
-    command: str, phase: str, launch: dict[str, Any], log: int, state: _State
-) -> records.ExitRecord:
+def _run_phase(command: str, phase: str, launch: dict[str, Any], log: int, state: _State) -> records.ExitRecord:
     seen = state.stop_signal
     try:
         proc = subprocess.Popen(
@@ -116,9 +112,7 @@ def run_attempt(attempt: Path, state: _State) -> records.ExitRecord:
                 # Stopped before this command started (or during a setup that handled the signal
                 # and exited 0): it must not start.
                 signum = state.stop_signal
-                return records.ExitRecord(
-                    records.exit_code_for_signal(signum), signum, phase, _now()
-                )
+                return records.ExitRecord(records.exit_code_for_signal(signum), signum, phase, _now())
             result = _run_phase(command, phase, launch, log, state)
             if result.exit_code != 0:
                 return result
@@ -146,9 +140,7 @@ def main(argv: list[str]) -> int:
     try:
         result = run_attempt(attempt, state)
     except Exception as exc:  # recorded, so the attempt fails with a reason instead of being "lost"
-        result = records.ExitRecord(
-            None, None, records.PHASE_RUN, _now(), error=f"runner error: {exc}"
-        )
+        result = records.ExitRecord(None, None, records.PHASE_RUN, _now(), error=f"runner error: {exc}")
     records.write_json_atomic(attempt / records.EXIT, result.to_json())
     if _leads_group():
         # What the job left running dies with it. This SIGKILL ends the runner too; the exit is

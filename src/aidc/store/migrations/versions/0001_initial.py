@@ -58,9 +58,7 @@ def upgrade() -> None:
         sa.Column("exit_code", sa.Integer()),
         sa.Column("reason", sa.Text()),
         sa.PrimaryKeyConstraint("job_id", "number", name="pk_attempts"),
-        sa.ForeignKeyConstraint(
-            ["job_id"], ["jobs.id"], name="fk_attempts_job_id_jobs", ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["job_id"], ["jobs.id"], name="fk_attempts_job_id_jobs", ondelete="CASCADE"),
     )
     op.create_index(
         "ix_attempts_open",
