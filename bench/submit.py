@@ -90,11 +90,17 @@ def stored_jobs(server: AidcServer) -> int:
 
 
 @contextmanager
-def postgres_url(tmp: Path) -> Iterator[str]:
-    from tests.fixtures.postgres import running_postgres
+def postgres_url() -> Iterator[str]:
+    from tests.fixtures.postgres import PostgresServer, find_bindir
 
-    with running_postgres(tmp / "pg") as url:
-        yield url
+    bindir = find_bindir()
+    if bindir is None:
+        raise SystemExit("PostgreSQL binaries not found: run scripts/install-test-deps.sh, or pass --no-postgres")
+    server = PostgresServer.start(bindir, fsync=True)  # durable commits, as in production
+    try:
+        yield server.fresh_database("aidc_bench")
+    finally:
+        server.stop()
 
 
 def main() -> None:
@@ -114,7 +120,7 @@ def main() -> None:
             rows["submit, SQLite"]["stored"] = stored_jobs(server)
         if not args.no_postgres:
             with (
-                postgres_url(tmp) as url,
+                postgres_url() as url,
                 console.status("PostgreSQL: submitting"),
                 control_plane(tmp, "postgres", url) as server,
             ):

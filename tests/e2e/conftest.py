@@ -24,3 +24,14 @@ def workdir(tmp_path: Path) -> Path:
     path = tmp_path / "work"
     path.mkdir()
     return path
+
+
+@pytest.fixture
+def pg_server(tmp_path: Path, postgres_url: str) -> Iterator[AidcServer]:
+    """A fresh control plane on a real PostgreSQL database."""
+    srv = AidcServer(data_dir=tmp_path / "data", database_url=postgres_url).start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+        srv.reap_jobs()
