@@ -58,7 +58,7 @@ def run_load(server: AidcServer, mode: str, jobs: int, clients: int) -> dict[str
     per = jobs // clients
     work = [(server.url, server.token, mode, c * per, per) for c in range(clients)]
     with mp.get_context("spawn").Pool(clients) as pool:
-        pool.map(_client, [(server.url, server.token, mode, 0, 5)] * clients)  # warm up connections/imports
+        pool.map(_client, [(server.url, server.token, "healthz", 0, 5)] * clients)  # warm up processes and imports
         began = time.perf_counter()
         results = pool.map(_client, work)
         wall = time.perf_counter() - began

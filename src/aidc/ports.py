@@ -115,7 +115,9 @@ class UnitOfWork(Protocol):
 
 
 class Store(Protocol):
-    def unit_of_work(self) -> AbstractContextManager[UnitOfWork]: ...
+    def unit_of_work(self, *, read_only: bool = False) -> AbstractContextManager[UnitOfWork]:
+        """`read_only=True` promises no writes, so the store may serve it without blocking writers."""
+        ...
 
     def close(self) -> None: ...
 

@@ -23,6 +23,8 @@ from aidc.services.snapshots import load_state
 
 log = logging.getLogger(__name__)
 
+MIN_CYCLE_GAP = 0.02  # seconds
+REASON_BATCH = 500
 LOST_REASON = "lost: the control plane restarted and found no trace of the attempt's process"
 
 
@@ -91,6 +93,10 @@ class ControlLoop:
                 self.run_cycle()
             except Exception:  # one bad cycle must not stop the control plane; the next one retries
                 log.exception("control cycle failed")
+            # Submits wake the loop so new work starts at once; under a stream of submits, keep cycles from
+            # running back to back (each reads every pending job) by resting at least twice the last one.
+            last = self.last_cycle.seconds if self.last_cycle else 0.0
+            self._stopping.wait(min(self._interval, max(MIN_CYCLE_GAP, 2 * last)))
             self._wake.wait(self._interval)
             self._wake.clear()
 
@@ -119,7 +125,7 @@ class ControlLoop:
         exits = self._backend.poll()
         self._record_exits(exits)
         now = self._clock.now()
-        with self._store.unit_of_work() as uow:
+        with self._store.unit_of_work(read_only=True) as uow:
             state = load_state(uow, self._backend.name)
         self._stop_ended_jobs(state.open_attempts, state.jobs)
         decisions = self._scheduler.schedule(state.snapshot, now)
@@ -132,9 +138,11 @@ class ControlLoop:
                     reasons[decision.job_id] = decision.reason
             elif isinstance(decision, Start):
                 started += self._start(decision.job_id, decision.placement, now)
-        if reasons:
+        # In small transactions, so that submits (which need the write turn) wait for one batch, not all.
+        items = list(reasons.items())
+        for start in range(0, len(items), REASON_BATCH):
             with self._store.unit_of_work() as uow:
-                uow.jobs.set_pending_reasons(reasons)
+                uow.jobs.set_pending_reasons(dict(items[start : start + REASON_BATCH]))
                 uow.commit()
         stats = CycleStats(len(exits), started, len(decisions) - started, time.monotonic() - began)
         self.last_cycle = stats

@@ -36,7 +36,7 @@ class AuthService:
         cached = self._cache.get(digest)
         if cached is not None:
             return cached
-        with self._store.unit_of_work() as uow:
+        with self._store.unit_of_work(read_only=True) as uow:
             record = uow.tokens.find_by_hash(digest)
         if record is None or record.revoked:
             raise Unauthenticated("invalid token")

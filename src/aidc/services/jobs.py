@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from aidc.domain.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from aidc.domain.jobs import Attempt, Job, JobSpec, JobState
-from aidc.domain.nodes import NodeState
+from aidc.domain.nodes import Node, NodeState
 from aidc.ports import Backend, Clock, LogChunk, Store, SupportsLogs
 from aidc.sched.placement import fits_anywhere
 from aidc.security.rbac import Action, Principal
 from aidc.services.authz import authorize
 
 MAX_LIST = 10_000
+CATALOG_TTL_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -28,26 +30,43 @@ class JobService:
         self._backend = backend
         self._clock = clock
         self._on_change = on_change  # wakes the control loop so new work starts without waiting a cycle
+        self._catalog_cache: tuple[float, frozenset[str], list[Node]] | None = None
 
     def submit(self, principal: Principal, spec: JobSpec) -> Job:
         authorize(principal, Action.JOB_SUBMIT)
         problems = list(self._backend.validate(spec))
+        queues, nodes = self._catalog()
+        if spec.queue not in queues:
+            queues, nodes = self._catalog(refresh=True)  # a queue created a moment ago must not be refused
+        if spec.queue not in queues:
+            known = ", ".join(sorted(queues))
+            problems.append(FieldProblem("queue", f"unknown queue {spec.queue!r} (queues: {known})"))
+        never = fits_anywhere(spec.resources, spec.num_nodes, nodes)
+        if never is not None:
+            # Only "needs N nodes; ..." is about the node count; the rest is about per-node resources.
+            field = "num_nodes" if never.startswith(f"needs {spec.num_nodes} nodes") else "resources"
+            problems.append(FieldProblem(field, f"can never run here: {never}"))
+        if problems:
+            raise InvalidInput(problems)
         with self._store.unit_of_work() as uow:
-            if uow.queues.get(spec.queue) is None:
-                known = ", ".join(q.name for q in uow.queues.list())
-                problems.append(FieldProblem("queue", f"unknown queue {spec.queue!r} (queues: {known})"))
-            nodes = [n for n in uow.nodes.list() if n.backend == self._backend.name and n.state != NodeState.DOWN]
-            never = fits_anywhere(spec.resources, spec.num_nodes, nodes)
-            if never is not None:
-                # Only "needs N nodes; ..." is about the node count; the rest is about per-node resources.
-                field = "num_nodes" if never.startswith(f"needs {spec.num_nodes} nodes") else "resources"
-                problems.append(FieldProblem(field, f"can never run here: {never}"))
-            if problems:
-                raise InvalidInput(problems)
             job = uow.jobs.add(spec, principal.name, self._clock.now())
             uow.commit()
         self._on_change()
         return job
+
+    def _catalog(self, refresh: bool = False) -> tuple[frozenset[str], list[Node]]:
+        """Queue names and the backend's usable nodes, read at most once a second: validating a submit
+        must not cost two queries on the hot path. Queues are never deleted, so a stale set only misses
+        a new one, and submit() then refreshes."""
+        now = time.monotonic()
+        cached = self._catalog_cache
+        if cached is not None and not refresh and now - cached[0] < CATALOG_TTL_SECONDS:
+            return cached[1], cached[2]
+        with self._store.unit_of_work(read_only=True) as uow:
+            queues = frozenset(q.name for q in uow.queues.list())
+            nodes = [n for n in uow.nodes.list() if n.backend == self._backend.name and n.state != NodeState.DOWN]
+        self._catalog_cache = (now, queues, nodes)
+        return queues, nodes
 
     def list(
         self,
@@ -60,13 +79,13 @@ class JobService:
         authorize(principal, Action.JOB_READ)
         if not 1 <= limit <= MAX_LIST:
             raise InvalidInput([FieldProblem("limit", f"must be between 1 and {MAX_LIST}")])
-        with self._store.unit_of_work() as uow:
+        with self._store.unit_of_work(read_only=True) as uow:
             # The newest `limit` jobs, shown oldest first like squeue.
             return list(reversed(uow.jobs.list(states=states, queue=queue, limit=limit, descending=True)))
 
     def get(self, principal: Principal, job_id: int) -> JobDetail:
         authorize(principal, Action.JOB_READ)
-        with self._store.unit_of_work() as uow:
+        with self._store.unit_of_work(read_only=True) as uow:
             job = uow.jobs.get(job_id)
             if job is None:
                 raise NotFound("job", job_id)

@@ -36,7 +36,7 @@ class NodeService:
 
     def list(self, principal: Principal) -> list[NodeUsage]:
         authorize(principal, Action.NODE_READ)
-        with self._store.unit_of_work() as uow:
+        with self._store.unit_of_work(read_only=True) as uow:
             snapshot = load_state(uow, self._backend_name).snapshot
             nodes = uow.nodes.list()
         gpus: dict[str, list[int]] = {}

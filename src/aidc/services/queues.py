@@ -41,7 +41,7 @@ class QueueService:
 
     def list(self, principal: Principal) -> list[QueueUsage]:
         authorize(principal, Action.QUEUE_READ)
-        with self._store.unit_of_work() as uow:
+        with self._store.unit_of_work(read_only=True) as uow:
             state = load_state(uow, self._backend_name)
             snapshot, jobs = state.snapshot, state.jobs
             queues = uow.queues.list()
