@@ -48,6 +48,8 @@ test-fast: $(DEV_STAMP)
 	$(BIN)/pytest -q tests/unit
 
 bench: $(DEV_STAMP)
+	bash scripts/install-test-deps.sh
+	command -v hey >/dev/null || (apt-get update -qq && apt-get install -y -qq hey)
 	$(BIN)/python bench/submit.py
 	$(BIN)/python bench/sched_cycle.py
 

@@ -5,7 +5,11 @@ jobs stay PENDING (the scheduler still runs its cycles over all of them while th
 spawned to compete with the server), then checks every acknowledged job is stored. Side by side, the same
 clients call GET /healthz: the HTTP floor of this machine, so the ratio shows what submitting adds.
 
-    .venv/bin/python bench/submit.py [--jobs 10000] [--clients 8] [--no-postgres] [--json]
+The clients are hey (Debian's package; `make bench` installs it): 8 concurrent clients that cost the 2-core
+machine little, so the server is what is measured. `--client python` uses 8 Python processes with httpx
+instead (heavier: they take CPU from the server, so expect lower figures).
+
+    .venv/bin/python bench/submit.py [--jobs 10000] [--clients 8] [--client hey|python] [--no-postgres] [--json]
 """
 
 from __future__ import annotations
@@ -13,7 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import re
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.e2e.server import AidcServer  # noqa: E402
 
+HEY_SPEC = {"name": "bench", "queue": "bench", "run": "true", "resources": {"cpus": 1}}
 SLURM_PUBLISHED_JOBS_PER_S = 500.0  # Slurm's high-throughput guide: sustained simple batch jobs per second
 
 
@@ -54,7 +62,36 @@ def _client(args: tuple[str, str, str, int, int]) -> list[float]:
     return latencies
 
 
-def run_load(server: AidcServer, mode: str, jobs: int, clients: int) -> dict[str, float]:
+def run_hey(server: AidcServer, mode: str, jobs: int, clients: int) -> dict[str, float]:
+    argv = ["hey", "-n", str(jobs), "-c", str(clients), "-H", f"Authorization: Bearer {server.token}"]
+    if mode == "submit":
+        argv += ["-m", "POST", "-T", "application/json", "-d", json.dumps(HEY_SPEC), f"{server.url}/v1/jobs"]
+    else:
+        argv += [f"{server.url}/healthz"]
+    out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+
+    def seconds(pattern: str) -> float:
+        match = re.search(pattern, out)
+        if match is None:
+            raise RuntimeError(f"unexpected output of hey:\n{out}")
+        return float(match.group(1))
+
+    codes = dict(re.findall(r"\[(\d{3})\]\s+(\d+) responses", out))
+    expected = "201" if mode == "submit" else "200"
+    if set(codes) != {expected}:
+        raise RuntimeError(f"{mode}: status codes {codes}")
+    return {
+        "requests": float(codes[expected]),
+        "per_second": seconds(r"Requests/sec:\s+([\d.]+)"),
+        "p50_ms": seconds(r"50%+ in ([\d.]+) secs") * 1000,
+        "p99_ms": seconds(r"99%+ in ([\d.]+) secs") * 1000,
+        "wall_s": seconds(r"Total:\s+([\d.]+) secs"),
+    }
+
+
+def run_load(server: AidcServer, mode: str, jobs: int, clients: int, client: str = "python") -> dict[str, float]:
+    if client == "hey":
+        return run_hey(server, mode, jobs, clients)
     per = jobs // clients
     work = [(server.url, server.token, mode, c * per, per) for c in range(clients)]
     with mp.get_context("spawn").Pool(clients) as pool:
@@ -107,6 +144,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--client", choices=["hey", "python"], default="hey" if shutil.which("hey") else "python")
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -115,8 +153,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="aidc-bench-") as tmp_name:
         tmp = Path(tmp_name)
         with console.status("SQLite: submitting"), control_plane(tmp, "sqlite", None) as server:
-            rows["healthz (HTTP floor)"] = run_load(server, "healthz", args.jobs, args.clients)
-            rows["submit, SQLite"] = run_load(server, "submit", args.jobs, args.clients)
+            rows["healthz (HTTP floor)"] = run_load(server, "healthz", args.jobs, args.clients, args.client)
+            rows["submit, SQLite"] = run_load(server, "submit", args.jobs, args.clients, args.client)
             rows["submit, SQLite"]["stored"] = stored_jobs(server)
         if not args.no_postgres:
             with (
@@ -124,16 +162,19 @@ def main() -> None:
                 console.status("PostgreSQL: submitting"),
                 control_plane(tmp, "postgres", url) as server,
             ):
-                rows["submit, PostgreSQL"] = run_load(server, "submit", args.jobs, args.clients)
+                rows["submit, PostgreSQL"] = run_load(server, "submit", args.jobs, args.clients, args.client)
                 rows["submit, PostgreSQL"]["stored"] = stored_jobs(server)
     floor = rows["healthz (HTTP floor)"]["per_second"]
     for row in rows.values():
         row["vs_http_floor"] = row["per_second"] / floor
         row["vs_slurm_500"] = row["per_second"] / SLURM_PUBLISHED_JOBS_PER_S
     if args.json:
-        print(json.dumps({"jobs": args.jobs, "clients": args.clients, "results": rows}, indent=2))
+        print(
+            json.dumps({"jobs": args.jobs, "clients": args.clients, "client": args.client, "results": rows}, indent=2)
+        )
         return
-    table = Table(title=f"{args.jobs} requests from {args.clients} clients (goal: >= 500 jobs/s, p99 < 50 ms)")
+    title = f"{args.jobs} requests from {args.clients} {args.client} clients (goal: >= 500 jobs/s, p99 < 50 ms)"
+    table = Table(title=title)
     for column in ("run", "req/s", "p50 ms", "p99 ms", "x HTTP floor", "x Slurm 500/s", "stored"):
         table.add_column(column, justify="right")
     for name, row in rows.items():

@@ -24,7 +24,9 @@ from aidc.services.snapshots import load_state
 log = logging.getLogger(__name__)
 
 MIN_CYCLE_GAP = 0.02  # seconds
-REASON_BATCH = 500
+CYCLE_REST_FACTOR = 4  # the loop takes at most about 1/(1+4) of the process's time
+FULL_CYCLE_EVERY = 30.0  # seconds: schedule even when nothing seems to have changed (another writer)
+REASON_BATCH = 100
 LOST_REASON = "lost: the control plane restarted and found no trace of the attempt's process"
 
 
@@ -61,6 +63,11 @@ class ControlLoop:
         self._heartbeat_every = heartbeat_every
         self._last_heartbeat = 0.0
         self._terminating: set[tuple[int, int]] = set()
+        # A pure scheduler gives the same decisions for the same snapshot: cycles in which nothing changed
+        # only poll the backend. Changes: wake(), ended attempts, heartbeats, starts, a retry backoff ending.
+        self._dirty = True
+        self._next_eligible: datetime | None = None
+        self._last_full = 0.0
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -82,6 +89,8 @@ class ControlLoop:
             self._thread.join(timeout=30)
 
     def wake(self) -> None:
+        """Something changed (a submit, a cancel): schedule on the next cycle, and start it now."""
+        self._dirty = True
         self._wake.set()
 
     def healthy(self, max_age: float) -> bool:
@@ -94,9 +103,9 @@ class ControlLoop:
             except Exception:  # one bad cycle must not stop the control plane; the next one retries
                 log.exception("control cycle failed")
             # Submits wake the loop so new work starts at once; under a stream of submits, keep cycles from
-            # running back to back (each reads every pending job) by resting at least twice the last one.
+            # running back to back (each reads every pending job): rest a few times as long as the last one.
             last = self.last_cycle.seconds if self.last_cycle else 0.0
-            self._stopping.wait(min(self._interval, max(MIN_CYCLE_GAP, 2 * last)))
+            self._stopping.wait(min(self._interval, max(MIN_CYCLE_GAP, CYCLE_REST_FACTOR * last)))
             self._wake.wait(self._interval)
             self._wake.clear()
 
@@ -122,13 +131,23 @@ class ControlLoop:
         if self._heartbeat is not None and began - self._last_heartbeat >= self._heartbeat_every:
             self._heartbeat()
             self._last_heartbeat = began
+            self._dirty = True
         exits = self._backend.poll()
         self._record_exits(exits)
         now = self._clock.now()
+        due = self._next_eligible is not None and now >= self._next_eligible
+        if not (self._dirty or exits or due or began - self._last_full >= FULL_CYCLE_EVERY):
+            stats = CycleStats(0, 0, self.last_cycle.waiting if self.last_cycle else 0, time.monotonic() - began)
+            self.last_cycle_at = time.monotonic()
+            return stats
+        self._dirty = False
+        self._last_full = began
         with self._store.unit_of_work(read_only=True) as uow:
             state = load_state(uow, self._backend.name)
         self._stop_ended_jobs(state.open_attempts, state.jobs)
         decisions = self._scheduler.schedule(state.snapshot, now)
+        waits = [p.not_before for p in state.snapshot.pending if p.not_before is not None and p.not_before > now]
+        self._next_eligible = min(waits, default=None)
         reasons: dict[int, str | None] = {}
         started = 0
         for decision in decisions:
@@ -144,6 +163,9 @@ class ControlLoop:
             with self._store.unit_of_work() as uow:
                 uow.jobs.set_pending_reasons(dict(items[start : start + REASON_BATCH]))
                 uow.commit()
+            time.sleep(0)  # let a waiting submit take the write turn between batches
+        if started:
+            self._dirty = True  # capacity changed: the reasons of those still waiting are recomputed next cycle
         stats = CycleStats(len(exits), started, len(decisions) - started, time.monotonic() - began)
         self.last_cycle = stats
         self.last_cycle_at = time.monotonic()

@@ -23,6 +23,12 @@ class AuthService:
         self._cache: dict[str, Principal] = {}
         self._lock = threading.Lock()
 
+    def cached(self, authorization: str | None) -> Principal | None:
+        """The principal of a token verified before, without touching the store (None when unknown)."""
+        if not authorization or authorization[:7].lower() != "bearer ":
+            return None
+        return self._cache.get(hash_token(authorization[7:].strip()))
+
     def authenticate(self, authorization: str | None) -> Principal:
         if not authorization:
             raise Unauthenticated("missing Authorization header; send 'Authorization: Bearer <token>'")
