@@ -56,8 +56,9 @@ class JobRepository(Protocol):
         queue: str | None = None,
         limit: int | None = None,
         descending: bool = False,
+        ids: Sequence[int] | None = None,
     ) -> builtins.list[Job]:
-        """Jobs ordered by id (ascending unless `descending`)."""
+        """Jobs ordered by id (ascending unless `descending`); `ids` keeps only those jobs."""
         ...
 
     def save(self, job: Job) -> None:

@@ -14,12 +14,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from aidc.control.active import ActiveJobs
 from aidc.control.retry import RetryPolicy, after_attempt
 from aidc.domain.decisions import Placement, Start, Wait
 from aidc.domain.jobs import Attempt, JobState
 from aidc.ports import AdoptOutcome, AttemptExit, Backend, Clock, LaunchError, LaunchRequest, Store
 from aidc.sched.snapshot import Scheduler
-from aidc.services.snapshots import load_state
+from aidc.services.snapshots import state_from
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ class ControlLoop:
         self._dirty = True
         self._next_eligible: datetime | None = None
         self._last_full = 0.0
+        self._active = ActiveJobs(full_every=FULL_CYCLE_EVERY)
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -88,8 +90,10 @@ class ControlLoop:
         if self._thread is not None:
             self._thread.join(timeout=30)
 
-    def wake(self) -> None:
-        """Something changed (a submit, a cancel): schedule on the next cycle, and start it now."""
+    def wake(self, job_id: int | None = None) -> None:
+        """Something changed (a submit, a cancel of `job_id`): schedule on the next cycle, and start it now."""
+        if job_id is not None:
+            self._active.touch(job_id)
         self._dirty = True
         self._wake.set()
 
@@ -143,7 +147,8 @@ class ControlLoop:
         self._dirty = False
         self._last_full = began
         with self._store.unit_of_work(read_only=True) as uow:
-            state = load_state(uow, self._backend.name)
+            self._active.refresh(uow, began)
+            state = state_from(uow, self._backend.name, self._active.jobs, self._active.pending())
         self._stop_ended_jobs(state.open_attempts, state.jobs)
         decisions = self._scheduler.schedule(state.snapshot, now)
         waits = [p.not_before for p in state.snapshot.pending if p.not_before is not None and p.not_before > now]
@@ -164,6 +169,7 @@ class ControlLoop:
                 uow.jobs.set_pending_reasons(dict(items[start : start + REASON_BATCH]))
                 uow.commit()
             time.sleep(0)  # let a waiting submit take the write turn between batches
+        self._active.set_pending_reasons(reasons)
         if started:
             self._dirty = True  # capacity changed: the reasons of those still waiting are recomputed next cycle
         stats = CycleStats(len(exits), started, len(decisions) - started, time.monotonic() - began)
@@ -188,6 +194,7 @@ class ControlLoop:
             uow.jobs.save(job)
             uow.jobs.add_attempt(attempt)
             uow.commit()
+        self._active.update([job])
         env = {
             "AIDC_JOB_ID": str(job_id),
             "AIDC_JOB_NAME": job.spec.name,
@@ -224,10 +231,12 @@ class ControlLoop:
                         update={"ended_at": ended.ended_at, "exit_code": ended.exit_code, "reason": ended.reason}
                     )
                 )
+                updated = job
                 if attempt.number == job.attempts_made:
                     updated = after_attempt(job, ended.exit_code, ended.reason, ended.ended_at, self._retry)
                     if updated is not job:
                         uow.jobs.save(updated)
                 uow.commit()
+            self._active.update([updated])
             self._terminating.discard((ended.job_id, ended.attempt))
             log.info("job %s attempt %s ended: %s", ended.job_id, ended.attempt, ended.reason)

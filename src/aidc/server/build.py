@@ -99,6 +99,7 @@ def build(settings: Settings) -> ControlPlane:
             yield
         finally:
             loop.stop()
+            services.jobs.close()
             backend.close()
             store.close()
 

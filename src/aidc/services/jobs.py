@@ -13,6 +13,7 @@ from aidc.ports import Backend, Clock, LogChunk, Store, SupportsLogs
 from aidc.sched.placement import fits_anywhere
 from aidc.security.rbac import Action, Principal
 from aidc.services.authz import authorize
+from aidc.services.group_commit import JobInserter
 
 MAX_LIST = 10_000
 CATALOG_TTL_SECONDS = 1.0
@@ -25,12 +26,16 @@ class JobDetail:
 
 
 class JobService:
-    def __init__(self, store: Store, backend: Backend, clock: Clock, on_change: Callable[[], None]) -> None:
+    def __init__(self, store: Store, backend: Backend, clock: Clock, on_change: Callable[[int], None]) -> None:
         self._store = store
         self._backend = backend
         self._clock = clock
-        self._on_change = on_change  # wakes the control loop so new work starts without waiting a cycle
+        self._on_change = on_change  # tells the control loop which job changed, so it acts without waiting
         self._catalog_cache: tuple[float, frozenset[str], list[Node]] | None = None
+        self._inserter = JobInserter(store)
+
+    def close(self) -> None:
+        self._inserter.close()
 
     def submit(self, principal: Principal, spec: JobSpec) -> Job:
         authorize(principal, Action.JOB_SUBMIT)
@@ -48,10 +53,8 @@ class JobService:
             problems.append(FieldProblem(field, f"can never run here: {never}"))
         if problems:
             raise InvalidInput(problems)
-        with self._store.unit_of_work() as uow:
-            job = uow.jobs.add(spec, principal.name, self._clock.now())
-            uow.commit()
-        self._on_change()
+        job = self._inserter.insert(spec, principal.name, self._clock.now())
+        self._on_change(job.id)
         return job
 
     def _catalog(self, refresh: bool = False) -> tuple[frozenset[str], list[Node]]:
@@ -104,7 +107,7 @@ class JobService:
             job = job.transition(JobState.CANCELLED, self._clock.now(), f"cancelled by {principal.name}")
             uow.jobs.save(job)
             uow.commit()
-        self._on_change()
+        self._on_change(job_id)
         return job
 
     def logs(self, principal: Principal, job_id: int, attempt: int | None, offset: int, limit: int) -> LogChunk:

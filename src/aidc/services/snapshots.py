@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from aidc.domain.decisions import NodeAssignment, Placement
@@ -38,13 +39,26 @@ class ClusterState:
     open_attempts: list[Attempt]
 
 
+ACTIVE_STATES = (JobState.PENDING, JobState.RUNNING)
+
+
 def load_state(uow: UnitOfWork, backend_name: str) -> ClusterState:
-    """The snapshot for one scheduling cycle, with the active jobs and open attempts it was built from.
+    """The snapshot for one scheduling cycle, read whole from the store."""
+    jobs = {j.id: j for j in uow.jobs.list(states=ACTIVE_STATES)}
+    return state_from(
+        uow, backend_name, jobs, tuple(pending_view(j) for j in jobs.values() if j.state == JobState.PENDING)
+    )
+
+
+def state_from(
+    uow: UnitOfWork, backend_name: str, jobs: Mapping[int, Job], pending: tuple[PendingJob, ...]
+) -> ClusterState:
+    """The snapshot around given active jobs (and views of the pending ones); nodes, queues and open
+    attempts are read from the store.
 
     Running work is read from open attempts, not job states: a cancelled job whose process is still
     stopping holds its resources until the attempt ends."""
     nodes = tuple(n for n in uow.nodes.list() if n.backend == backend_name)
-    jobs = {j.id: j for j in uow.jobs.list(states=[JobState.PENDING, JobState.RUNNING])}
     running: list[Allocation] = []
     open_attempts = uow.jobs.open_attempts()
     for attempt in open_attempts:
@@ -52,7 +66,6 @@ def load_state(uow: UnitOfWork, backend_name: str) -> ClusterState:
         if job is None:  # cannot happen with foreign keys; never let it stop scheduling
             continue
         running.append(Allocation(job.id, job.queue, job.spec.resources, placement_of(attempt)))
-    pending = tuple(pending_view(j) for j in jobs.values() if j.state == JobState.PENDING)
     queues = {q.name: q for q in uow.queues.list()}
     snapshot = Snapshot(nodes=nodes, pending=pending, running=tuple(running), queues=queues)
-    return ClusterState(snapshot, jobs, open_attempts)
+    return ClusterState(snapshot, dict(jobs), open_attempts)

@@ -36,6 +36,9 @@ def upsertable_insert(table: Table, dialect: str) -> sqlite.Insert | postgresql.
     return sqlite.insert(table)
 
 
+MAX_IDS_PER_QUERY = 900
+
+
 class SqlJobRepository:
     def __init__(self, conn: Connection, cache: SpecCache, staged: MutableMapping[int, JobSpec]) -> None:
         self._conn = conn
@@ -75,8 +78,16 @@ class SqlJobRepository:
         queue: str | None = None,
         limit: int | None = None,
         descending: bool = False,
+        ids: Sequence[int] | None = None,
     ) -> list[Job]:
+        if ids is not None and len(ids) > MAX_IDS_PER_QUERY:  # stay under the database's bound-parameter limit
+            chunks = [ids[i : i + MAX_IDS_PER_QUERY] for i in range(0, len(ids), MAX_IDS_PER_QUERY)]
+            found = [j for c in chunks for j in self.list(states=states, queue=queue, ids=c)]
+            found.sort(key=lambda j: j.id, reverse=descending)
+            return found[:limit] if limit is not None else found
         query = select(*mappers.JOB_COLUMNS)
+        if ids is not None:
+            query = query.where(jobs.c.id.in_(list(ids)))
         if states is not None:
             query = query.where(jobs.c.state.in_([JobState(s).value for s in states]))
         if queue is not None:
