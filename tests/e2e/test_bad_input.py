@@ -93,3 +93,18 @@ def test_server_unreachable_is_reported_plainly(tmp_path: Path) -> None:
     result = srv.cli("jobs")
     assert result.code == 1
     assert "cannot reach aidc" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["show"], "Missing argument 'ID'"),
+        (["frobnicate"], "No such command 'frobnicate'"),
+        (["jobs", "--state", "NOPE"], "--state"),
+    ],
+)
+def test_cli_usage_errors_are_one_line_and_exit_2(server: AidcServer, args: list[str], needle: str) -> None:
+    result = server.cli(*args)
+    assert result.code == 2
+    assert needle in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+# Typer ships its own copy of click; its exceptions live here (typer is pinned in pyproject.toml).
+from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
 from aidc import __version__
 from aidc.cli import cluster, jobs
@@ -44,7 +48,7 @@ def up(
     from pydantic import ValidationError
 
     from aidc.domain.errors import InvalidInput
-    from aidc.server.run import serve
+    from aidc.server.run import StartupError, serve
     from aidc.settings import Settings
 
     overrides: dict[str, object] = {"host": host, "port": port, "log_level": log_level}
@@ -62,6 +66,8 @@ def up(
         fail(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}", EXIT_USAGE)
     except InvalidInput as exc:
         fail(str(exc), EXIT_USAGE)
+    except StartupError as exc:
+        fail(str(exc), EXIT_USAGE if exc.usage else 1)
 
 
 @app.command()
@@ -81,4 +87,20 @@ app.add_typer(cluster.queue_app, name="queue")
 
 
 def main() -> None:
-    app()
+    # Usage errors in one line on stderr, exit code 2 (click would draw a box around several lines).
+    try:
+        code = app(standalone_mode=False)
+    except NoArgsIsHelpError as exc:
+        print((exc.ctx.get_help() if exc.ctx else "see `aidc --help`"), file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    except UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx else "aidc"
+        print(f"aidc: {exc.format_message()} (see `{command} --help`)", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    except ClickException as exc:
+        print(f"aidc: {exc.format_message()}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        print("aidc: interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
