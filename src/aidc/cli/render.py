@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,7 +12,8 @@ from rich.table import Table
 
 from aidc.domain.units import format_duration, format_size
 
-console = Console(highlight=False, soft_wrap=True)
+# Piped output (grep, awk) gets whole lines; a terminal gets its own width.
+console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 250)
 
 
 def print_json(data: Any) -> None:

@@ -57,7 +57,11 @@ def parse_size(value: str | int | float) -> int:
 
 
 def format_size(num_bytes: int) -> str:
-    """Render bytes the way people read memory sizes: binary units, at most one decimal."""
+    """Render bytes the way people wrote them when the value is whole in some unit (16GiB, 2GB); otherwise
+    in binary units with one decimal."""
+    for unit, factor in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("TB", 10**12), ("GB", 10**9), ("MB", 10**6)):
+        if num_bytes >= factor and num_bytes % factor == 0 and num_bytes // factor < 1000:
+            return f"{num_bytes // factor}{unit}"
     size = float(num_bytes)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(size) < 1024 or unit == "TiB":

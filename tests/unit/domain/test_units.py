@@ -80,5 +80,8 @@ def test_parse_gpus_rejects_malformed(bad: str) -> None:
 def test_formatting_is_compact() -> None:
     assert format_size(2 * 2**30) == "2GiB"
     assert format_size(1536 * 2**20) == "1.5GiB"
+    assert format_size(2 * 10**9) == "2GB"
+    assert format_size(512 * 10**6) == "512MB"
+    assert format_size(1234567) == "1.2MiB"
     assert format_duration(9000) == "2h30m"
     assert format_duration(42) == "42s"
