@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -25,3 +26,11 @@ def test_up_fails_with_one_clear_line(tmp_path: Path, args: list[str], code: int
     assert needle in done.stderr
     assert "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_unknown_backend_is_refused(tmp_path: Path) -> None:
+    env = {**os.environ, "AIDC_BACKEND": "slurm"}
+    argv = [AIDC, "up", "--data-dir", str(tmp_path / "d"), "--port", str(free_port())]
+    done = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 2
+    assert "backend 'slurm' is not available" in done.stderr

@@ -29,10 +29,10 @@ from aidc.sched.admission import QuotaLedger, admission_wait, as_utc, job_order
 from aidc.sched.capacity import Request, build_capacities
 from aidc.sched.index import FreeIndex
 from aidc.sched.reasons import unfit_reason
-from aidc.sched.registry import register, scheduler_by_name
+from aidc.sched.registry import register
 from aidc.sched.snapshot import Snapshot
 
-__all__ = ["PriorityFifoScheduler", "scheduler_by_name"]
+__all__ = ["PriorityFifoScheduler"]
 
 
 @register("priority-fifo")

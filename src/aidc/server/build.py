@@ -17,7 +17,7 @@ from aidc.backends.local.backend import LocalBackend
 from aidc.control.clock import SystemClock
 from aidc.control.loop import ControlLoop
 from aidc.control.retry import RetryPolicy
-from aidc.sched.priority_fifo import scheduler_by_name
+from aidc.sched import DEFAULT_SCHEDULER, scheduler_by_name
 from aidc.server.cluster_file import load_cluster_file
 from aidc.services.auth import AuthService
 from aidc.services.bundle import Services
@@ -48,6 +48,8 @@ def build(settings: Settings) -> ControlPlane:
     if os.environ.get("PATH", "").split(os.pathsep)[:1] != [bin_dir]:
         os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
 
+    if settings.backend != "local":
+        raise ValueError(f"backend {settings.backend!r} is not available; this release runs jobs with 'local'")
     url = settings.database_url or f"sqlite:///{data_dir / 'aidc.db'}"
     cluster_nodes = load_cluster_file(settings.cluster_file) if settings.cluster_file else []
     upgrade(url)
@@ -68,7 +70,7 @@ def build(settings: Settings) -> ControlPlane:
     loop = ControlLoop(
         store,
         backend,
-        scheduler_by_name("priority-fifo"),
+        scheduler_by_name(DEFAULT_SCHEDULER),
         clock,
         retry=RetryPolicy(base=settings.retry_backoff, cap=settings.retry_backoff_max),
         interval=settings.schedule_interval,
