@@ -68,7 +68,7 @@ class ControlLoop:
         # only poll the backend. Changes: wake(), ended attempts, heartbeats, starts, a retry backoff ending.
         self._dirty = True
         self._next_eligible: datetime | None = None
-        self._last_full = 0.0
+        self._last_scheduled = 0.0
         self._active = ActiveJobs(full_every=FULL_CYCLE_EVERY)
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -109,8 +109,9 @@ class ControlLoop:
             # Submits wake the loop so new work starts at once; under a stream of submits, keep cycles from
             # running back to back (each reads every pending job): rest a few times as long as the last one.
             last = self.last_cycle.seconds if self.last_cycle else 0.0
-            self._stopping.wait(min(self._interval, max(MIN_CYCLE_GAP, CYCLE_REST_FACTOR * last)))
-            self._wake.wait(self._interval)
+            rest = min(self._interval, max(MIN_CYCLE_GAP, CYCLE_REST_FACTOR * last))
+            self._stopping.wait(rest)
+            self._wake.wait(self._interval - rest)  # cycles stay at most `interval` apart
             self._wake.clear()
 
     # ------------------------------------------------------------------ recovery
@@ -140,12 +141,12 @@ class ControlLoop:
         self._record_exits(exits)
         now = self._clock.now()
         due = self._next_eligible is not None and now >= self._next_eligible
-        if not (self._dirty or exits or due or began - self._last_full >= FULL_CYCLE_EVERY):
+        if not (self._dirty or exits or due or began - self._last_scheduled >= FULL_CYCLE_EVERY):
             stats = CycleStats(0, 0, self.last_cycle.waiting if self.last_cycle else 0, time.monotonic() - began)
             self.last_cycle_at = time.monotonic()
             return stats
         self._dirty = False
-        self._last_full = began
+        self._last_scheduled = began
         with self._store.unit_of_work(read_only=True) as uow:
             self._active.refresh(uow, began)
             state = state_from(uow, self._backend.name, self._active.jobs, self._active.pending())

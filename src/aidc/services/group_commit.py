@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import sys
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -84,9 +83,9 @@ class JobInserter:
             with self._store.unit_of_work() as uow:
                 jobs = [uow.jobs.add(r.spec, r.user, r.now) for r in batch]
                 uow.commit()
-        except Exception:
+        except Exception as exc:
             if len(batch) == 1:
-                batch[0].error = _current_error()
+                batch[0].error = exc
                 batch[0].done.set()
                 return
             log.warning("a batch of %d submits failed; writing them one by one", len(batch), exc_info=True)
@@ -96,9 +95,3 @@ class JobInserter:
         for request, job in zip(batch, jobs, strict=True):
             request.job = job
             request.done.set()
-
-
-def _current_error() -> BaseException:
-    error = sys.exc_info()[1]
-    assert error is not None
-    return error
