@@ -1,4 +1,5 @@
-"""What the scheduler decides: start a job on a placement, or let it wait and say why."""
+"""What the scheduler decides: start a job on a placement, let it wait and say why, stop a running job
+so that another may start (preempt), or cancel a pending job that can never run (a failed dependency)."""
 
 from __future__ import annotations
 
@@ -34,4 +35,22 @@ class Wait:
     reason: str
 
 
-Decision = Start | Wait
+@dataclass(frozen=True, slots=True)
+class Preempt:
+    """Stop the running job `job_id` and put it back in its queue: SIGTERM, then SIGKILL after `grace`
+    seconds. It resumes later from its last checkpoint; the preemption is not counted as a failure."""
+
+    job_id: int
+    reason: str
+    grace: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    """Cancel the pending job `job_id`, which can never run (e.g. a dependency it needs failed)."""
+
+    job_id: int
+    reason: str
+
+
+Decision = Start | Wait | Preempt | Cancel

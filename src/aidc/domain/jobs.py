@@ -19,12 +19,42 @@ _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 RESERVED_ENV = ("AIDC_", "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES")
 MAX_NODES = 4096
 MAX_RETRIES = 100
+MAX_DEPENDENCIES = 64
 
 
 class JobKind(StrEnum):
     TRAIN = "train"
     BATCH = "batch"
     SERVE = "serve"
+
+
+class DependencyCondition(StrEnum):
+    """When a dependency lets its dependent start: Slurm's afterok (succeeded) and afterany (finished)."""
+
+    SUCCEEDED = "succeeded"
+    FINISHED = "finished"
+
+
+class Dependency(BaseModel):
+    """`job` is a job id, or a job name (the submitter's most recent job of that name); it is stored as
+    the id it named at submit time."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    job: int | str = Field(description="Job id, or the name of the submitter's most recent job with that name")
+    when: DependencyCondition = DependencyCondition.SUCCEEDED
+
+    @field_validator("job")
+    @classmethod
+    def _job_ref(cls, value: int | str) -> int | str:
+        if isinstance(value, str):
+            if value.isdigit():
+                return int(value)
+            if not re.match(NAME_PATTERN, value):
+                raise ValueError("must be a job id or a job name")
+        elif value < 1:
+            raise ValueError("job ids start at 1")
+        return value
 
 
 class JobSpec(BaseModel):
@@ -45,6 +75,14 @@ class JobSpec(BaseModel):
         json_schema_extra={"type": ["number", "string", "null"]},
     )
     max_retries: int = Field(default=0, ge=0, le=MAX_RETRIES, description="Attempts after the first one")
+    depends_on: tuple[Dependency, ...] = Field(
+        default=(),
+        max_length=MAX_DEPENDENCIES,
+        description="Jobs that must succeed (or finish) before this one starts; it is cancelled if one fails",
+    )
+    preemptible: bool = Field(
+        default=True, description="May be stopped for higher-priority work or time-sharing (resumes from checkpoint)"
+    )
     checkpoint_dir: str | None = Field(default=None, description="Relative paths are taken from workdir")
     workdir: str = Field(default=".", min_length=1)
     env: dict[str, str] = Field(default_factory=dict)
@@ -148,6 +186,8 @@ class Job(BaseModel):
     started_at: datetime | None = None
     ended_at: datetime | None = None
     attempts_made: int = 0
+    preemptions: int = Field(default=0, description="Attempts that ended by preemption (not counted as failures)")
+    queued_at: datetime | None = Field(default=None, description="When it last entered its queue (submit or requeue)")
     pending_reason: str | None = None
     state_reason: str | None = Field(default=None, description="Why the job is in its state, e.g. exit code 3")
     not_before: datetime | None = Field(default=None, description="Retry backoff: not started before this time")
