@@ -42,9 +42,19 @@ class TokenRecord:
     revoked: bool = False
 
 
+@dataclass(frozen=True)
+class EndedAttempt:
+    """An attempt that has ended, with what the scheduler's books need of its job (who, which queue, what
+    it held): fair-share usage, run-time history, and the service a job has attained so far."""
+
+    attempt: Attempt
+    user: str
+    spec: JobSpec
+
+
 class JobRepository(Protocol):
     def add(self, spec: JobSpec, user: str, now: datetime) -> Job:
-        """Insert a PENDING job and return it with its new id."""
+        """Insert a PENDING job and return it with its new id (it entered its queue `now`)."""
         ...
 
     def get(self, job_id: int) -> Job | None: ...
@@ -61,8 +71,13 @@ class JobRepository(Protocol):
         """Jobs ordered by id (ascending unless `descending`); `ids` keeps only those jobs."""
         ...
 
+    def states(self, ids: Sequence[int]) -> dict[int, JobState]:
+        """The state of each of `ids` that exists (one cheap query: no spec is read)."""
+        ...
+
     def save(self, job: Job) -> None:
-        """Write back a job's mutable fields (state, reasons, times, attempts_made, not_before)."""
+        """Write back a job's mutable fields (state, reasons, times, attempts_made, preemptions, queued_at,
+        not_before)."""
         ...
 
     def set_pending_reasons(self, reasons: Mapping[int, str | None]) -> None: ...
@@ -75,13 +90,35 @@ class JobRepository(Protocol):
 
     def attempts(self, job_id: int) -> builtins.list[Attempt]: ...
 
+    def latest_named(self, user: str, name: str) -> int | None:
+        """The id of `user`'s most recent job named `name`, in any state; None when there is none."""
+        ...
+
     def open_attempts(self) -> builtins.list[Attempt]:
         """Attempts that still hold resources (ended_at is None), across all jobs."""
         ...
 
+    def ended_attempts(
+        self,
+        *,
+        since: datetime | None = None,
+        job_ids: Sequence[int] | None = None,
+        succeeded: bool = False,
+        limit: int | None = None,
+    ) -> builtins.list[EndedAttempt]:
+        """Attempts that have ended (at or after `since`; of `job_ids` only; with exit code 0 only when
+        `succeeded`), the most recently ended first, at most `limit`."""
+        ...
+
 
 class QueueRepository(Protocol):
-    def add(self, queue: Queue) -> None: ...
+    def add(self, queue: Queue) -> None:
+        """Insert a new queue; raises Conflict when the name is taken."""
+        ...
+
+    def upsert(self, queue: Queue) -> None:
+        """Insert the queue, or overwrite every setting of the queue of that name (its created_at is kept)."""
+        ...
 
     def get(self, name: str) -> Queue | None: ...
 
@@ -129,7 +166,7 @@ class Store(Protocol):
 @dataclass(frozen=True)
 class LaunchRequest:
     """Everything a backend needs to start one attempt. `env` holds what aidc sets for every attempt
-    (AIDC_JOB_ID, AIDC_ATTEMPT, AIDC_NUM_NODES, ...); the backend adds what only it knows
+    (AIDC_JOB_ID, AIDC_ATTEMPT, AIDC_NUM_NODES, AIDC_PREEMPTIONS, ...); the backend adds what only it knows
     (CUDA_VISIBLE_DEVICES, AIDC_CHECKPOINT_DIR when the spec has none)."""
 
     job_id: int
@@ -206,4 +243,12 @@ class LogChunk:
 class SupportsLogs(Protocol):
     def read_log(self, job_id: int, attempt: int, offset: int = 0, limit: int = 1 << 20) -> LogChunk:
         """Bytes of an attempt's output from `offset`; raises KeyError when the attempt has no log."""
+        ...
+
+
+@runtime_checkable
+class SupportsCheckpoints(Protocol):
+    def last_checkpoint(self, job_id: int, spec: JobSpec) -> datetime | None:
+        """When the job last wrote to its checkpoint directory (None: never, or unknown). Preemption
+        prefers victims that would lose the least work. May be a few seconds stale (implementations cache)."""
         ...

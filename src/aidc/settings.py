@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=default_data_dir)
     database_url: str | None = Field(default=None, description="Default: SQLite (WAL) in the data dir")
     cluster_file: Path | None = None
+    scheduler_config: Path | None = Field(
+        default=None, description="Scheduler config (YAML): policy, placement, backfill, preemption, queues"
+    )
     backend: str = "local"
     schedule_interval: float = Field(default=1.0, gt=0, description="Seconds between scheduling cycles at most")
     retry_backoff: float = Field(default=10.0, ge=0, description="Seconds before the first retry; doubles after")

@@ -80,7 +80,7 @@ def test_queues_can_be_created_with_quotas_and_listed(server: AidcServer) -> Non
     assert created.code == 0, created.stderr
     queues = {q["name"]: q for q in server.cli("queues", "--json").json()}
     assert set(queues) == {"default", "research"}
-    assert queues["research"]["quota"] == {"gpus": 8, "cpus": 64.0, "memory": 512 * 10**9}
+    assert queues["research"]["quota"] == {"gpus": 8, "gpu_models": {}, "cpus": 64.0, "memory": 512 * 10**9}
     assert queues["research"]["weight"] == 2.0
     again = server.cli("queue", "create", "research")
     assert again.code == 1

@@ -8,12 +8,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from aidc.domain.jobs import JobKind, JobSpec, JobState
+from aidc.domain.jobs import NAME_PATTERN, DependencyCondition, JobKind, JobSpec, JobState
 from aidc.domain.nodes import NodeState
-from aidc.domain.queues import Quota
+from aidc.domain.queues import DEFAULT_QUANTUM, Quota, TimeShare
 from aidc.domain.resources import Resources
+from aidc.domain.units import parse_duration
+
+MAX_QUANTUM = 30 * 86400  # as Queue.quantum
 
 
 class ProblemOut(BaseModel):
@@ -54,11 +57,21 @@ class JobOut(BaseModel):
     pending_reason: str | None = Field(description="Why a PENDING job waits, from the last scheduling cycle")
     state_reason: str | None = Field(description="Why the job is in its state, e.g. the exit code that failed it")
     not_before: datetime | None = Field(description="A job waiting to be retried starts no earlier than this")
+    preemptions: int = Field(default=0, description="Attempts stopped by preemption (they resume from checkpoint)")
+    queued_at: datetime | None = Field(default=None, description="When it last entered its queue")
+
+
+class DependencyOut(BaseModel):
+    job: int
+    when: DependencyCondition
+    name: str | None = Field(description="The dependency's name; None if the job no longer exists")
+    state: JobState | None
 
 
 class JobDetailOut(JobOut):
     spec: JobSpec
     attempts: list[AttemptOut]
+    dependencies: list[DependencyOut] = Field(default_factory=list, description="depends_on, with each job's state")
 
 
 class GpuOut(BaseModel):
@@ -84,23 +97,69 @@ class NodeOut(BaseModel):
 
 
 class QueueCreate(BaseModel):
-    model_config = {"extra": "forbid"}
+    model_config = ConfigDict(extra="forbid")
 
-    name: str
-    quota: Quota = Field(default_factory=Quota)
-    weight: float = 1.0
+    name: str = Field(pattern=NAME_PATTERN)
+    quota: Quota = Field(default_factory=Quota, description="Nominal quota")
+    weight: float = Field(default=1.0, gt=0, le=1_000_000)
+    cohort: str | None = Field(default=None, pattern=NAME_PATTERN)
+    borrowing_limit: Quota | None = None
+    lending_limit: Quota | None = None
+    timeshare: TimeShare = TimeShare.NONE
+    quantum: float = Field(
+        default=DEFAULT_QUANTUM,
+        gt=0,
+        le=MAX_QUANTUM,
+        description='Time-sharing turn; seconds or "10m"',
+        json_schema_extra={"type": ["number", "string"]},
+    )
+
+    @field_validator("quantum", mode="before")
+    @classmethod
+    def _parse_quantum(cls, value: Any) -> Any:
+        if isinstance(value, str | int | float) and not isinstance(value, bool):
+            return parse_duration(value)
+        return value
+
+    @field_validator("borrowing_limit", "lending_limit")
+    @classmethod
+    def _limits_need_cohort(cls, value: Quota | None, info: ValidationInfo) -> Quota | None:
+        if value is not None and info.data.get("cohort") is None:
+            raise ValueError("needs a cohort")
+        return value
+
+
+class Amounts(BaseModel):
+    """Amounts of each resource held by a queue's running jobs (GPU fractions count as such)."""
+
+    gpus: float = 0.0
+    gpu_models: dict[str, float] = Field(default_factory=dict, description="GPUs per GPU model")
+    cpus: float = 0.0
+    memory: int = Field(default=0, description="bytes")
 
 
 class QueueOut(BaseModel):
     name: str
-    quota: Quota
+    quota: Quota = Field(description="Nominal quota; None (or missing) means no limit")
     weight: float
+    cohort: str | None = None
+    borrowing_limit: Quota | None = Field(default=None, description="At most this much above nominal; None: no limit")
+    lending_limit: Quota | None = Field(default=None, description="Others hold at most this much of it; None: all")
+    timeshare: TimeShare = TimeShare.NONE
+    quantum: float = Field(default=DEFAULT_QUANTUM, description="Seconds of a time-sharing turn")
     created_at: datetime | None
     pending: int
     running: int
-    gpus_in_use: int
-    cpus_in_use: float
-    memory_in_use: int
+    in_use: Amounts = Field(description="Held now by the queue's running jobs")
+    borrowed: Amounts = Field(description="The part of in_use above the nominal quota (lent by the cohort)")
+    lent: Amounts = Field(
+        description="The part of its unused nominal quota that other queues of its cohort hold (an estimate when "
+        "several queues lend)"
+    )
+    share: float = Field(
+        description="Fair-share standing: the weighted dominant share (decayed past use plus use now, over the "
+        "cluster, divided by the weight); lower goes first under the fairshare policy"
+    )
 
 
 class HealthOut(BaseModel):

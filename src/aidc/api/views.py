@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from aidc.api.schemas import AttemptOut, GpuOut, JobDetailOut, JobOut, NodeOut, QueueOut
+from aidc.api.schemas import Amounts, AttemptOut, DependencyOut, GpuOut, JobDetailOut, JobOut, NodeOut, QueueOut
 from aidc.domain.jobs import Attempt, Job
 from aidc.services.jobs import JobDetail
 from aidc.services.nodes import NodeUsage
-from aidc.services.queues import QueueUsage
+from aidc.services.queues import QueueUsage, ResourceAmounts
 
 
 def job_out(job: Job) -> JobOut:
@@ -29,6 +29,8 @@ def job_out(job: Job) -> JobOut:
         pending_reason=job.pending_reason,
         state_reason=job.state_reason,
         not_before=job.not_before,
+        preemptions=job.preemptions,
+        queued_at=job.queued_at,
     )
 
 
@@ -45,10 +47,22 @@ def attempt_out(a: Attempt) -> AttemptOut:
 
 
 def job_detail_out(detail: JobDetail) -> JobDetailOut:
+    dependencies = []
+    for dep in detail.job.spec.depends_on:
+        found = detail.dependencies.get(dep.job) if isinstance(dep.job, int) else None
+        dependencies.append(
+            DependencyOut(
+                job=dep.job if isinstance(dep.job, int) else 0,
+                when=dep.when,
+                name=found.name if found else None,
+                state=found.state if found else None,
+            )
+        )
     return JobDetailOut(
         **job_out(detail.job).model_dump(),
         spec=detail.job.spec,
         attempts=[attempt_out(a) for a in detail.attempts],
+        dependencies=dependencies,
     )
 
 
@@ -73,16 +87,26 @@ def node_out(usage: NodeUsage) -> NodeOut:
     )
 
 
+def amounts_out(amounts: ResourceAmounts) -> Amounts:
+    return Amounts(gpus=amounts.gpus, gpu_models=dict(amounts.gpu_models), cpus=amounts.cpus, memory=amounts.memory)
+
+
 def queue_out(usage: QueueUsage) -> QueueOut:
     q = usage.queue
     return QueueOut(
         name=q.name,
         quota=q.quota,
         weight=q.weight,
+        cohort=q.cohort,
+        borrowing_limit=q.borrowing_limit,
+        lending_limit=q.lending_limit,
+        timeshare=q.timeshare,
+        quantum=q.quantum,
         created_at=q.created_at,
         pending=usage.pending,
         running=usage.running,
-        gpus_in_use=usage.gpus,
-        cpus_in_use=usage.cpus,
-        memory_in_use=usage.memory,
+        in_use=amounts_out(usage.in_use),
+        borrowed=amounts_out(usage.borrowed),
+        lent=amounts_out(usage.lent),
+        share=usage.share,
     )

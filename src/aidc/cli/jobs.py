@@ -73,7 +73,7 @@ def jobs(
         return
     t = render.table("ID", "NAME", "STATE", "QUEUE", "PRIO", "GPUS", "TRY", "SUBMITTED", "REASON")
     for j in found:
-        gpus = f"{j.resources.gpus * j.num_nodes}" + (f" {j.resources.gpu_type}" if j.resources.gpu_type else "")
+        gpus = render.gpus(j.resources, j.num_nodes)
         reason = j.pending_reason if j.state == JobState.PENDING else j.state_reason
         t.add_row(
             str(j.id), j.name, render.state(j.state), j.queue, str(j.priority), gpus,
@@ -108,7 +108,7 @@ def show(job_id: JobId, json_out: Annotated[bool, typer.Option("--json")] = Fals
         ("queue", f"{job.queue} (priority {job.priority})"),
         ("kind", job.kind),
         ("user", job.user),
-        ("resources", f"{job.resources.gpus} GPUs{' ' + job.resources.gpu_type if job.resources.gpu_type else ''}, "
+        ("resources", f"{render.gpus(job.resources)} GPUs, "
          f"{job.resources.cpus:g} CPUs, {render.size(job.resources.memory)} per node x {job.num_nodes} node(s)"),
         ("submitted", render.when(job.submitted_at)),
         ("started", render.when(job.started_at)),
@@ -119,6 +119,12 @@ def show(job_id: JobId, json_out: Annotated[bool, typer.Option("--json")] = Fals
     ]  # fmt: skip
     if job.spec.estimated_duration:
         rows.append(("estimated", format_duration(job.spec.estimated_duration)))
+    for dep in job.dependencies:
+        name = f" {dep.name}" if dep.name else ""
+        state = dep.state.value if dep.state else "unknown"
+        rows.append(("depends on", f"job {dep.job}{name} to have {dep.when.value} (now {state})"))
+    if job.preemptions:
+        rows.append(("preemptions", str(job.preemptions)))
     if job.state == JobState.PENDING:
         rows.append(("pending reason", job.pending_reason or "not yet considered by the scheduler"))
         if job.not_before:

@@ -42,6 +42,9 @@ def up(
         str | None, typer.Option(help="Default: SQLite in the data dir; or postgresql+psycopg://...")
     ] = None,
     cluster_file: Annotated[Path | None, typer.Option("--cluster", help="Cluster file declaring more nodes")] = None,
+    scheduler_config: Annotated[
+        Path | None, typer.Option(help="Scheduler config (YAML): policy, placement, backfill, preemption, queues")
+    ] = None,
     log_level: Annotated[str, typer.Option()] = "info",
 ) -> None:
     """Start the control plane (REST API, scheduler, local backend)."""
@@ -58,6 +61,8 @@ def up(
         overrides["database_url"] = database_url
     if cluster_file is not None:
         overrides["cluster_file"] = cluster_file
+    if scheduler_config is not None:
+        overrides["scheduler_config"] = scheduler_config
     try:
         settings = Settings(**overrides)  # type: ignore[arg-type]
         serve(settings)

@@ -10,7 +10,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from aidc.domain.units import format_duration, format_size
+from aidc.domain.resources import Resources
+from aidc.domain.units import GPU_MILLI, format_duration, format_size
 
 # Piped output (grep, awk) gets whole lines; a terminal gets its own width.
 console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 250)
@@ -35,6 +36,12 @@ def ago(value: datetime | None, now: datetime | None = None) -> str:
 
 def size(value: int | None) -> str:
     return "-" if value is None else format_size(value)
+
+
+def gpus(resources: Resources, nodes: int = 1) -> str:
+    """GPUs of a job across its nodes, as people write them: "8", "0.25", "16 H100"."""
+    total = resources.gpus * nodes * resources.gpu_milli / GPU_MILLI
+    return f"{total:g}" + (f" {resources.gpu_type}" if resources.gpu_type else "")
 
 
 def table(*columns: str) -> Table:

@@ -1,8 +1,10 @@
-"""The control loop: each cycle records ended attempts, stops cancelled work, schedules, and launches.
+"""The control loop: each cycle records ended attempts, stops cancelled work, schedules, and acts on the
+decisions: launches, preemptions (stop a running job and put it back in its queue), cancellations.
 
 Every state change is committed before the backend acts on it (an attempt row exists before its process
-starts), so after a crash the store knows of every process that may be running, and `recover()` adopts
-what survived and fails (then retries) what cannot be known.
+starts; a job is PREEMPTED before its process is signalled), so after a crash the store knows of every
+process that may be running, and `recover()` adopts what survived, asks preempted survivors again to stop,
+and fails (then retries) what cannot be known.
 """
 
 from __future__ import annotations
@@ -15,11 +17,23 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from aidc.control.active import ActiveJobs
-from aidc.control.retry import RetryPolicy, after_attempt
-from aidc.domain.decisions import Placement, Start, Wait
-from aidc.domain.jobs import Attempt, JobState
-from aidc.ports import AdoptOutcome, AttemptExit, Backend, Clock, LaunchError, LaunchRequest, Store
+from aidc.control.retry import RetryPolicy, after_attempt, preempted_attempt_reason, requeue_preempted
+from aidc.domain.decisions import Cancel, Placement, Preempt, Start, Wait
+from aidc.domain.jobs import Attempt, Job, JobState
+from aidc.ports import (
+    AdoptOutcome,
+    AttemptExit,
+    Backend,
+    Clock,
+    EndedAttempt,
+    LaunchError,
+    LaunchRequest,
+    Store,
+    SupportsCheckpoints,
+)
+from aidc.sched.config import SchedulerConfig
 from aidc.sched.snapshot import Scheduler
+from aidc.services.sched_history import SchedulingHistory
 from aidc.services.snapshots import state_from
 
 log = logging.getLogger(__name__)
@@ -37,9 +51,14 @@ class CycleStats:
     started: int
     waiting: int
     seconds: float
+    preempted: int = 0
+    cancelled: int = 0
 
 
 class ControlLoop:
+    """`config` (the scheduler's) gives the fair-share half-life of the usage kept in memory, and the grace period
+    with which preempted jobs found running after a restart are asked again to stop."""
+
     def __init__(
         self,
         store: Store,
@@ -52,7 +71,9 @@ class ControlLoop:
         cancel_grace: float = 10.0,
         heartbeat: Callable[[], None] | None = None,
         heartbeat_every: float = 30.0,
+        config: SchedulerConfig | None = None,
     ) -> None:
+        config = config or SchedulerConfig()
         self._store = store
         self._backend = backend
         self._scheduler = scheduler
@@ -64,6 +85,9 @@ class ControlLoop:
         self._heartbeat_every = heartbeat_every
         self._last_heartbeat = 0.0
         self._terminating: set[tuple[int, int]] = set()
+        self._preempt_grace = config.preemption.grace_period
+        self._history = SchedulingHistory(config.fairshare.half_life)
+        self._checkpoints = backend if isinstance(backend, SupportsCheckpoints) else None
         # A pure scheduler gives the same decisions for the same snapshot: cycles in which nothing changed
         # only poll the backend. Changes: wake(), ended attempts, heartbeats, starts, a retry backoff ending.
         self._dirty = True
@@ -97,6 +121,11 @@ class ControlLoop:
         self._dirty = True
         self._wake.set()
 
+    @property
+    def history(self) -> SchedulingHistory:
+        """Decayed queue usage and run-time history, as the scheduler sees them (`usage_at` is thread-safe)."""
+        return self._history
+
     def healthy(self, max_age: float) -> bool:
         return self.recovered and time.monotonic() - self.last_cycle_at < max_age
 
@@ -117,17 +146,41 @@ class ControlLoop:
     # ------------------------------------------------------------------ recovery
 
     def recover(self) -> None:
-        """Take back the attempts the store says are open: adopt survivors, fail (then retry) the unknown."""
-        with self._store.unit_of_work() as uow:
+        """Take back the attempts the store says are open: adopt survivors, fail (then retry) the unknown.
+
+        A job preempted before the restart whose attempt still runs is asked again to stop (the backend may
+        have lost the kill timer); one whose attempt ended meanwhile goes back to its queue when the exit is
+        recorded, like any preempted job."""
+        with self._store.unit_of_work(read_only=True) as uow:
             open_attempts = uow.jobs.open_attempts()
+            self._history.load(uow, self._clock.now())
+            preempted = {job.id: job for job in uow.jobs.list(states=[JobState.PREEMPTED])}
         lost: list[AttemptExit] = []
         for attempt in open_attempts:
             outcome = self._backend.adopt(attempt)
             log.info("job %s attempt %s after restart: %s", attempt.job_id, attempt.number, outcome)
             if outcome == AdoptOutcome.LOST:
                 lost.append(AttemptExit(attempt.job_id, attempt.number, None, LOST_REASON, self._clock.now()))
+            elif outcome == AdoptOutcome.RUNNING and attempt.job_id in preempted:
+                self._backend.terminate(attempt.job_id, attempt.number, self._preempt_grace)
+                self._terminating.add((attempt.job_id, attempt.number))
         self._record_exits(lost)
+        # A PREEMPTED job always has its attempt open until the exit is recorded (one transaction ends both);
+        # should one have none, it would wait forever: put it back in its queue.
+        holding = {a.job_id for a in open_attempts}
+        self._requeue_stranded([job for job in preempted.values() if job.id not in holding])
         self.recovered = True
+
+    def _requeue_stranded(self, jobs: list[Job]) -> None:
+        for stranded in jobs:
+            with self._store.unit_of_work() as uow:
+                job = uow.jobs.get(stranded.id)
+                if job is None or job.state != JobState.PREEMPTED:
+                    continue
+                job = requeue_preempted(job, self._clock.now())
+                uow.jobs.save(job)
+                uow.commit()
+            self._active.update([job])
 
     # ------------------------------------------------------------------ one cycle
 
@@ -147,33 +200,62 @@ class ControlLoop:
             return stats
         self._dirty = False
         self._last_scheduled = began
+        history = self._history
         with self._store.unit_of_work(read_only=True) as uow:
             self._active.refresh(uow, began)
-            state = state_from(uow, self._backend.name, self._active.jobs, self._active.pending())
+            history.load(uow, now)  # once: afterwards kept current as attempts end
+            history.load_attained(uow, self._active.take_changed())  # only jobs not seen before
+            state = state_from(
+                uow,
+                self._backend.name,
+                self._active.jobs,
+                self._active.pending(history.attained),
+                history=history,
+                now=now,
+                checkpoints=self._checkpoints,
+            )
+        history.forget_inactive(self._active.jobs)
         self._stop_ended_jobs(state.open_attempts, state.jobs)
         decisions = self._scheduler.schedule(state.snapshot, now)
         waits = [p.not_before for p in state.snapshot.pending if p.not_before is not None and p.not_before > now]
         self._next_eligible = min(waits, default=None)
         reasons: dict[int, str | None] = {}
-        started = 0
+        starts: list[Start] = []
+        preempts: list[Preempt] = []
+        cancels: list[Cancel] = []
+        waiting = 0
+        jobs = state.jobs
         for decision in decisions:
             if isinstance(decision, Wait):
-                job = state.jobs.get(decision.job_id)
+                waiting += 1
+                job = jobs.get(decision.job_id)
                 if job is not None and job.pending_reason != decision.reason:
                     reasons[decision.job_id] = decision.reason
             elif isinstance(decision, Start):
-                started += self._start(decision.job_id, decision.placement, now)
+                starts.append(decision)
+            elif isinstance(decision, Preempt):
+                preempts.append(decision)
+            else:
+                cancels.append(decision)
+        # Stop what must stop first, so that the freed resources come back as soon as possible.
+        preempted = self._preempt(preempts, now)
+        cancelled = self._cancel(cancels, now)
+        started = 0
+        waiting += len(starts)
+        for start in starts:
+            started += self._start(start.job_id, start.placement, now)
         # In small transactions, so that submits (which need the write turn) wait for one batch, not all.
         items = list(reasons.items())
-        for start in range(0, len(items), REASON_BATCH):
+        for first in range(0, len(items), REASON_BATCH):
             with self._store.unit_of_work() as uow:
-                uow.jobs.set_pending_reasons(dict(items[start : start + REASON_BATCH]))
+                uow.jobs.set_pending_reasons(dict(items[first : first + REASON_BATCH]))
                 uow.commit()
             time.sleep(0)  # let a waiting submit take the write turn between batches
         self._active.set_pending_reasons(reasons)
-        if started:
-            self._dirty = True  # capacity changed: the reasons of those still waiting are recomputed next cycle
-        stats = CycleStats(len(exits), started, len(decisions) - started, time.monotonic() - began)
+        if started or preempted or cancelled:
+            self._dirty = True  # capacity or dependencies changed: decide again for those still waiting
+        seconds = time.monotonic() - began
+        stats = CycleStats(len(exits), started, waiting - started, seconds, preempted, cancelled)
         self.last_cycle = stats
         self.last_cycle_at = time.monotonic()
         return stats
@@ -202,6 +284,7 @@ class ControlLoop:
             "AIDC_ATTEMPT": str(number),
             "AIDC_NUM_NODES": str(job.spec.num_nodes),
             "AIDC_QUEUE": job.spec.queue,
+            "AIDC_PREEMPTIONS": str(job.preemptions),  # > 0: resumed after a preemption (read the checkpoint)
         }
         try:
             self._backend.launch(LaunchRequest(job_id, number, job.spec, placement, env))
@@ -211,6 +294,48 @@ class ControlLoop:
             return 0
         log.info("job %s attempt %s started on %s", job_id, number, ",".join(placement.nodes))
         return 1
+
+    def _preempt(self, decisions: list[Preempt], now: datetime) -> int:
+        """RUNNING -> PREEMPTED (committed first), then ask the attempt to stop, once. The job stays active;
+        when its attempt's exit is recorded it goes back to its queue."""
+        done = 0
+        for decision in decisions:
+            with self._store.unit_of_work() as uow:
+                job = uow.jobs.get(decision.job_id)
+                if job is None or job.state != JobState.RUNNING:  # ended or cancelled since the snapshot
+                    continue
+                job = job.transition(JobState.PREEMPTED, now, decision.reason)
+                uow.jobs.save(job)
+                uow.commit()
+            self._active.update([job])
+            key = (job.id, job.attempts_made)
+            if key not in self._terminating:
+                self._backend.terminate(job.id, job.attempts_made, decision.grace)
+                self._terminating.add(key)
+            log.info("job %s attempt %s preempted: %s", job.id, job.attempts_made, decision.reason)
+            done += 1
+        return done
+
+    def _cancel(self, decisions: list[Cancel], now: datetime) -> int:
+        """PENDING -> CANCELLED with the scheduler's reason (e.g. a dependency failed), in small batches."""
+        done = 0
+        for first in range(0, len(decisions), REASON_BATCH):
+            cancelled: list[Job] = []
+            with self._store.unit_of_work() as uow:
+                for decision in decisions[first : first + REASON_BATCH]:
+                    job = uow.jobs.get(decision.job_id)
+                    if job is None or job.state != JobState.PENDING:
+                        continue
+                    job = job.transition(JobState.CANCELLED, now, decision.reason)
+                    uow.jobs.save(job)
+                    cancelled.append(job)
+                uow.commit()
+            self._active.update(cancelled)
+            for job in cancelled:
+                self._history.job_finished(job)
+                log.info("job %s cancelled: %s", job.id, job.state_reason)
+            done += len(cancelled)
+        return done
 
     def _stop_ended_jobs(self, open_attempts: list[Attempt], active: Mapping[int, object]) -> None:
         """Attempts still running for jobs that are no longer active (cancelled) are asked to stop, once."""
@@ -227,17 +352,23 @@ class ControlLoop:
                 job = uow.jobs.get(ended.job_id)
                 if attempt is None or job is None or not attempt.is_open:
                     continue
-                uow.jobs.save_attempt(
-                    attempt.model_copy(
-                        update={"ended_at": ended.ended_at, "exit_code": ended.exit_code, "reason": ended.reason}
-                    )
+                latest = attempt.number == job.attempts_made
+                reason = ended.reason
+                if latest and job.state == JobState.PREEMPTED and ended.ended_at >= job.updated_at:
+                    reason = preempted_attempt_reason(job.state_reason, ended.reason)
+                closed = attempt.model_copy(
+                    update={"ended_at": ended.ended_at, "exit_code": ended.exit_code, "reason": reason}
                 )
+                uow.jobs.save_attempt(closed)
                 updated = job
-                if attempt.number == job.attempts_made:
+                if latest:
                     updated = after_attempt(job, ended.exit_code, ended.reason, ended.ended_at, self._retry)
                     if updated is not job:
                         uow.jobs.save(updated)
                 uow.commit()
             self._active.update([updated])
+            self._history.attempt_ended(EndedAttempt(closed, job.user, job.spec))
+            if updated.state.is_terminal:
+                self._history.job_finished(updated)
             self._terminating.discard((ended.job_id, ended.attempt))
-            log.info("job %s attempt %s ended: %s", ended.job_id, ended.attempt, ended.reason)
+            log.info("job %s attempt %s ended: %s", ended.job_id, ended.attempt, reason)

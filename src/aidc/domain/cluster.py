@@ -10,7 +10,10 @@ nodes:
     gpu_model: H100
     gpu_memory: 80GiB
     backend: slurm     # the engine that runs work there (default: none yet)
-    labels: {rack: r1}
+    nvlink_domain: nvl-a  # optional topology, used by the `topology` placement scorer: the NVLink
+    switch: leaf-3        # domain, network switch and rack the nodes share (set as node labels of
+    rack: r1              # the same names)
+    labels: {zone: east}
 ```
 """
 
@@ -25,6 +28,9 @@ from aidc.domain.resources import MAX_CPUS_PER_NODE, MAX_GPUS_PER_NODE, MAX_MEMO
 from aidc.domain.units import parse_size
 
 MAX_NODES_PER_GROUP = 100_000
+# Node labels the topology fields set; the `topology` scorer reads them (aidc.sched.scoring.topology).
+TOPOLOGY_LABELS = ("nvlink_domain", "switch", "rack")
+_LABEL = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,200}$"
 
 
 class NodeGroup(BaseModel):
@@ -38,6 +44,11 @@ class NodeGroup(BaseModel):
     gpu_model: str | None = None
     gpu_memory: int = Field(default=0, ge=0)
     backend: str | None = None
+    nvlink_domain: str | None = Field(
+        default=None, pattern=_LABEL, description="NVLink domain the nodes share (e.g. one NVL72 rack)"
+    )
+    switch: str | None = Field(default=None, pattern=_LABEL, description="Network switch the nodes hang off")
+    rack: str | None = Field(default=None, pattern=_LABEL, description="Rack the nodes sit in")
     labels: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("memory", "gpu_memory", mode="before")
@@ -51,7 +62,15 @@ class NodeGroup(BaseModel):
     def _gpu_model_given(self) -> NodeGroup:
         if self.gpus and not self.gpu_model:
             raise ValueError("gpu_model is required when gpus > 0")
+        for key, value in self.topology().items():
+            if self.labels.get(key, value) != value:
+                raise ValueError(f"{key} is {value!r} but labels.{key} is {self.labels[key]!r}")
         return self
+
+    def topology(self) -> dict[str, str]:
+        """The topology fields that are set, as node labels."""
+        values = {"nvlink_domain": self.nvlink_domain, "switch": self.switch, "rack": self.rack}
+        return {key: value for key, value in values.items() if value is not None}
 
     def node_names(self) -> list[str]:
         if self.count == 1:
@@ -60,6 +79,7 @@ class NodeGroup(BaseModel):
         return [f"{self.name}-{i:0{width}d}" for i in range(1, self.count + 1)]
 
     def nodes(self) -> list[Node]:
+        labels = {**self.labels, **self.topology()}
         out = []
         for name in self.node_names():
             gpus = tuple(
@@ -67,7 +87,7 @@ class NodeGroup(BaseModel):
                 for i in range(self.gpus)
             )
             out.append(
-                Node(name=name, cpus=self.cpus, memory=self.memory, gpus=gpus, backend=self.backend, labels=self.labels)
+                Node(name=name, cpus=self.cpus, memory=self.memory, gpus=gpus, backend=self.backend, labels=labels)
             )
         return out
 

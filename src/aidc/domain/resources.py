@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from aidc.domain.units import format_size, parse_gpus, parse_size
+from aidc.domain.units import GPU_MILLI, format_gpus, format_size, parse_gpus, parse_size, split_gpus
 
 # Limits past which a request is surely a typo (per node): larger than any machine sold today.
 MAX_GPUS_PER_NODE = 1024
@@ -15,11 +15,25 @@ MAX_MEMORY_PER_NODE = 64 * 2**40  # 64 TiB
 
 
 class Resources(BaseModel):
-    """Resources per node. `gpus` also accepts "MODEL:COUNT" (e.g. "H100:8"), `memory` a size ("16GB")."""
+    """Resources per node. `gpus` also accepts "MODEL:COUNT" (e.g. "H100:8") and a share of one GPU (0.25,
+    "T4:0.5"), `memory` a size ("16GB")."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    gpus: int = Field(default=0, ge=0, le=MAX_GPUS_PER_NODE, description='GPUs per node; also "H100:8"')
+    gpus: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_GPUS_PER_NODE,
+        description='GPUs per node; also "H100:8", or a share of one GPU: 0.25, "T4:0.5"',
+        json_schema_extra={"type": ["number", "string"]},
+    )
+    gpu_milli: int = Field(
+        default=GPU_MILLI,
+        ge=1,
+        le=GPU_MILLI,
+        description="Thousandths of each GPU the job uses (1000: whole GPUs); below 1000 only with gpus: 1. "
+        "Set by writing gpus: 0.25",
+    )
     gpu_type: str | None = Field(
         default=None, min_length=1, max_length=64, description="GPU model, matched against a node's GPU model name"
     )
@@ -35,13 +49,27 @@ class Resources(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _split_gpu_model(cls, data: Any) -> Any:
-        if not isinstance(data, dict) or not isinstance(data.get("gpus"), str):
+        if not isinstance(data, dict):
             return data
-        count, model = parse_gpus(data["gpus"])
+        value = data.get("gpus")
+        if isinstance(value, bool) or not isinstance(value, str | float):
+            return data
+        try:
+            amount, model = parse_gpus(value)
+            count, milli = split_gpus(amount)
+        except ValueError as exc:
+            raise ValueError(f"gpus: {exc}") from None
+        out = {**data, "gpus": count}
         declared = data.get("gpu_type")
-        if model and declared and declared != model:
-            raise ValueError(f"gpus says {model!r} but gpu_type says {declared!r}")
-        return {**data, "gpus": count, "gpu_type": declared or model}
+        if model:
+            if declared and declared != model:
+                raise ValueError(f"gpus says {model!r} but gpu_type says {declared!r}")
+            out["gpu_type"] = model
+        if milli < GPU_MILLI:
+            if data.get("gpu_milli", milli) != milli:
+                raise ValueError(f"gpus says {format_gpus(1, milli)} of a GPU but gpu_milli says {data['gpu_milli']}")
+            out["gpu_milli"] = milli
+        return out
 
     @field_validator("memory", mode="before")
     @classmethod
@@ -54,8 +82,18 @@ class Resources(BaseModel):
     def _gpu_type_needs_gpus(self) -> Resources:
         if self.gpu_type and self.gpus == 0:
             raise ValueError("gpu_type is set but gpus is 0")
+        if self.gpu_milli < GPU_MILLI and self.gpus != 1:
+            raise ValueError(f"gpu_milli: a share of a GPU ({self.gpu_milli} < {GPU_MILLI}) needs gpus: 1")
         return self
 
+    @property
+    def gpu_amount(self) -> float:
+        """GPUs per node as a number: 8.0, or 0.25 for a quarter of one GPU."""
+        return self.gpus * self.gpu_milli / GPU_MILLI
+
     def describe(self) -> str:
-        gpu = f"{self.gpus}x{self.gpu_type}" if self.gpu_type else str(self.gpus)
-        return f"{gpu} GPUs, {self.cpus:g} CPUs, {format_size(self.memory)}"
+        """ "8xH100 GPUs, 64 CPUs, 512GiB"; a share: "0.25 GPU, 4 CPUs, 16GiB"."""
+        amount = format_gpus(self.gpus, self.gpu_milli)
+        gpu = f"{amount}x{self.gpu_type}" if self.gpu_type else amount
+        noun = "GPU" if self.gpu_milli < GPU_MILLI or self.gpus == 1 else "GPUs"
+        return f"{gpu} {noun}, {self.cpus:g} CPUs, {format_size(self.memory)}"

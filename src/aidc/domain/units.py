@@ -119,17 +119,51 @@ def format_duration(seconds: float) -> str:
     return "".join(parts[:2])
 
 
-_GPU_RE = re.compile(r"^\s*(?:([A-Za-z0-9][A-Za-z0-9 ._-]*?)\s*:\s*)?(\d+)\s*$")
+_GPU_RE = re.compile(r"^\s*(?:([A-Za-z0-9][A-Za-z0-9 ._-]*?)\s*:\s*)?(\d+(?:\.\d+)?|\.\d+)\s*$")
+
+# A GPU is shared in thousandths ("milli-GPUs", as the Alibaba GPU traces and the FGD paper count them).
+GPU_MILLI = 1000
 
 
-def parse_gpus(value: str | int) -> tuple[int, str | None]:
-    """Read a GPU request: 8, "8" or "H100:8". Returns (count, model or None)."""
+def parse_gpus(value: str | int | float) -> tuple[int | float, str | None]:
+    """Read a GPU request: 8, "8", "H100:8", or a share of one GPU: 0.25, "T4:0.5".
+    Returns (amount, model or None); the amount is an int when whole. See `split_gpus` for its limits."""
     if isinstance(value, bool):
         raise ValueError("expected a GPU count such as 2 or H100:8, got a boolean")
-    if isinstance(value, int):
-        return value, None
+    if isinstance(value, int | float):
+        return _whole_if_integral(value), None
     match = _GPU_RE.match(value)
     if not match:
-        raise ValueError(f"cannot read {value!r} as a GPU request; use a count (2) or MODEL:COUNT (H100:8)")
-    model, count = match.groups()
-    return int(count), model
+        raise ValueError(
+            f"cannot read {value!r} as a GPU request; use a count (2), MODEL:COUNT (H100:8) or a share (T4:0.5)"
+        )
+    model, amount = match.groups()
+    return _whole_if_integral(float(amount)), model
+
+
+def _whole_if_integral(amount: float) -> int | float:
+    if isinstance(amount, int):
+        return amount
+    return int(amount) if math.isfinite(amount) and amount == int(amount) else amount
+
+
+def split_gpus(amount: float) -> tuple[int, int]:
+    """A GPU amount as (GPUs, thousandths of each): 8 -> (8, 1000), 0.25 -> (1, 250).
+
+    A share of one GPU is rounded to the nearest thousandth and must be at least 0.001; more than one
+    GPU must be a whole number (1.5 GPUs cannot be placed: a job gets whole GPUs or a share of one)."""
+    if not math.isfinite(amount) or amount < 0:
+        raise ValueError(f"must be a non-negative number of GPUs, got {amount}")
+    if amount == int(amount):
+        return int(amount), GPU_MILLI
+    if amount > 1:
+        raise ValueError(f"more than one GPU must be a whole number, got {amount:g}; a share must be below 1 (0.5)")
+    milli = round(amount * GPU_MILLI)
+    if milli < 1:
+        raise ValueError(f"the smallest share of a GPU is 0.001, got {amount:g}")
+    return (1, milli) if milli < GPU_MILLI else (1, GPU_MILLI)
+
+
+def format_gpus(gpus: int, milli: int = GPU_MILLI) -> str:
+    """The amount as people write it: "8", "0.25"."""
+    return str(gpus) if milli >= GPU_MILLI else f"{milli / GPU_MILLI:g}"

@@ -79,7 +79,7 @@ class QuotaLedger:
         n = req.num_nodes
         head = f"queue {queue.name} quota:"
         if quota.gpus is not None and used.gpus + req.gpus * n > quota.gpus:
-            return f"{head} {used.gpus} of {quota.gpus} GPUs in use, job needs {req.gpus * n}"
+            return f"{head} {used.gpus} of {quota.gpus:g} GPUs in use, job needs {req.gpus * n}"
         if quota.cpus is not None and used.cpus_m + req.cpus_m * n > to_milli(quota.cpus):
             return (
                 f"{head} {from_milli(used.cpus_m):g} of {quota.cpus:g} CPUs in use,"

@@ -1,19 +1,280 @@
-"""PolicyScheduler: the one scheduler the control plane and the simulator run (work in progress)."""
+"""PolicyScheduler: the one scheduler the control plane and the simulator run.
+
+One cycle, on a snapshot and the time passed in:
+
+1. Dependencies: a pending job whose dependency failed is cancelled (`Cancel`), one whose dependency
+   has not finished waits for it. Then the checks that need no resources: a known queue, at least one
+   node, past its retry backoff.
+2. Order: the configured policy (`fifo`, `priority`, `sjf`, `fairshare`), with the queue's own order
+   inside time-shared queues (`ordering.order_jobs`).
+3. For each job in that order: its queue's quota, with borrowing in its cohort (`quota.CohortLedger`);
+   then placement (`placer.Placer`: the filter chain and the weighted scorers). A job that fits starts.
+   A job that does not fit:
+   - may preempt (`preemption.Preemptor`): with preemption on, lower-priority work, or work a queue
+     borrowed beyond its nominal quota when the job's queue reclaims it; in a time-shared queue, jobs
+     of the same queue whose turn is over. The victims are stopped (`Preempt`) and the job waits for
+     them to exit.
+   - with backfill on, the first job that cannot start gets a reservation: the earliest time and nodes
+     at which it fits, from the estimated ends of running work (`backfill.plan_reservation`). Later
+     jobs start only on other nodes, or on the reserved nodes when they will have ended by then.
+   - otherwise it waits, and says why ("queue research quota: ...", "needs 8 H100 GPUs x 2 nodes: no
+     node fits (...)", "waiting behind the reservation of job 12 ...").
+
+Without backfill, a later job that fits starts even while an earlier, larger one waits (best-effort
+FIFO, Kueue's default): nothing idles, but a large job can starve. Backfill trades a little of that
+utilisation for a guaranteed start of the job at the head.
+
+Reasons of jobs that fit nowhere are written at the end of the cycle, once per request shape, against
+the resources left after all of the cycle's starts.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from aidc.domain.decisions import Decision
+from aidc.domain.decisions import Decision, Start, Wait
+from aidc.sched.admission import as_utc, backoff_reason, unknown_queue_reason
+from aidc.sched.backfill import Reservation, plan_reservation
+from aidc.sched.capacity import NodeCapacity, Request, model_matches
 from aidc.sched.config import SchedulerConfig
-from aidc.sched.priority_fifo import PriorityFifoScheduler
-from aidc.sched.snapshot import Snapshot
+from aidc.sched.dependencies import dependency_decision
+from aidc.sched.estimates import Estimator
+from aidc.sched.ordering import JobOrder, OrderingContext, order_jobs
+from aidc.sched.placer import Placer
+from aidc.sched.preemption import Preemptor
+from aidc.sched.quota import CohortLedger
+from aidc.sched.scoring import scorer_names
+from aidc.sched.snapshot import Allocation, PendingJob, Snapshot
+
+__all__ = ["CyclePlan", "PolicyScheduler"]
+
+
+@dataclass(frozen=True)
+class CyclePlan:
+    """A cycle's decisions, and the reservation backfill made (for tests, the simulator and tools)."""
+
+    decisions: list[Decision]
+    reservation: Reservation | None
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """A job this cycle starts, as backfill sees it: what it holds and until when."""
+
+    allocation: Allocation
+    ends_at: datetime | None
 
 
 class PolicyScheduler:
+    """Configured by a `SchedulerConfig`; raises ValueError naming the field when the config names an
+    unknown placement scorer."""
+
     def __init__(self, config: SchedulerConfig | None = None) -> None:
         self.config = config or SchedulerConfig()
-        self._inner = PriorityFifoScheduler()
+        known = scorer_names()
+        for name in self.config.placement.scorers:
+            if name not in known:
+                raise ValueError(f"placement.scorers: unknown scorer {name!r}; known: {', '.join(known)}")
 
     def schedule(self, snapshot: Snapshot, now: datetime) -> list[Decision]:
-        return self._inner.schedule(snapshot, now)
+        """One Start, Wait or Cancel per pending job (in the order they were considered), and a Preempt
+        per running job to stop."""
+        return self.plan(snapshot, now).decisions
+
+    def plan(self, snapshot: Snapshot, now: datetime) -> CyclePlan:
+        """`schedule`, with the reservation it made."""
+        cycle = _Cycle(self.config, snapshot, as_utc(now))
+        decisions = cycle.run()
+        return CyclePlan(decisions, cycle.reservation)
+
+
+class _Cycle:
+    def __init__(self, config: SchedulerConfig, snapshot: Snapshot, now: datetime) -> None:
+        self.config = config
+        self.snapshot = snapshot
+        self.now = now
+        self.decisions: list[Decision] = []
+        self.estimator = Estimator(snapshot.history)
+        workload = [Request.of(j.resources, j.num_nodes) for j in snapshot.pending]
+        self.placer = Placer(snapshot.nodes, snapshot.running, config.placement, workload)
+        self.ledger = CohortLedger(snapshot.queues, snapshot.running, self._model_of)
+        self.started: list[Started] = []
+        self.reservation: Reservation | None = None
+        self.unfit: list[tuple[int, Request]] = []  # (position in decisions, request): reasons come last
+        self.failed: set[tuple[Request, bool]] = set()  # shapes that found no nodes (without/with the reservation)
+        self.preemptor = Preemptor(config, snapshot, now, self.placer, self.ledger, self.estimator)
+
+    def _model_of(self, alloc: Allocation) -> str | None:
+        return self.placer.gpu_model(alloc.placement)
+
+    def run(self) -> list[Decision]:
+        snapshot, decisions = self.snapshot, self.decisions
+        eligible: list[PendingJob] = []
+        for job in snapshot.pending:
+            blocked = self._before_resources(job)
+            if blocked is None:
+                eligible.append(job)
+            else:
+                decisions.append(blocked)
+        ctx = OrderingContext(
+            queues=snapshot.queues,
+            running=snapshot.running,
+            usage=snapshot.usage,
+            capacity=self.placer.capacity_totals(),
+            estimator=self.estimator,
+            now=self.now,
+            half_life=self.config.fairshare.half_life,
+        )
+        order = order_jobs(self.config.policy, eligible, ctx)
+        # Kueue's rule: jobs that fit within their queue's nominal quota go before jobs that would borrow,
+        # so a borrower never takes back what a lending queue is waiting (or just preempted) for.
+        borrowers: list[PendingJob] = []
+        for job in order:
+            self._consider(job, order, borrowers)
+        for job in borrowers:
+            self._consider(job, order, None)
+        self._write_unfit_reasons()
+        decisions.extend(self.preemptor.preemptions())
+        return decisions
+
+    def _consider(self, job: PendingJob, order: JobOrder, borrowers: list[PendingJob] | None) -> None:
+        """Start `job`, or record why it waits; a job that would borrow is put in `borrowers` when given."""
+        decisions = self.decisions
+        req = Request.of(job.resources, job.num_nodes)
+        queue = self.snapshot.queues[job.queue]
+        why = self.ledger.check(job.queue, req, job.resources.gpu_type)
+        if why is not None:
+            decisions.append(self._quota_blocked(job, req, why))
+            return
+        if (
+            borrowers is not None
+            and queue.cohort is not None
+            and not self.ledger.within_nominal(job.queue, req, job.resources.gpu_type)
+        ):
+            borrowers.append(job)
+            return
+        exclude = self._reserved_for_others(job)
+        key = (req, bool(exclude))
+        nodes = None if key in self.failed else self.placer.find(req, exclude, job.id)
+        if nodes is not None:
+            model = _model_for(nodes[0], req)
+            if queue.quota.gpu_models or queue.cohort is not None:
+                why = self.ledger.check(job.queue, req, model)
+                if why is not None:
+                    decisions.append(self._quota_blocked(job, req, why))
+                    return
+            self._start(job, req, nodes, model)
+            order.started(job, req)
+            return
+        self.failed.add(key)
+        if exclude and self.placer.find(req, frozenset(), job.id) is not None:
+            assert self.reservation is not None
+            decisions.append(Wait(job.id, self.reservation.blocking_text()))
+            return
+        victims = self.preemptor.make_room(job, req)
+        if victims is not None:
+            decisions.append(Wait(job.id, victims))
+            return
+        if self.config.backfill and self.reservation is None:
+            self.reservation = plan_reservation(job, req, self.placer, self._ends(), self.now)
+        self.unfit.append((len(decisions), req))
+        decisions.append(Wait(job.id, ""))
+
+    # ---------------------------------------------------------------- before resources
+
+    def _before_resources(self, job: PendingJob) -> Decision | None:
+        """Cancel or Wait for what no amount of free resources would change, else None."""
+        if job.depends_on:
+            found = dependency_decision(job, self.snapshot.dependency_states)
+            if found is not None:
+                return found
+        if job.num_nodes < 1:  # JobSpec forbids it; a snapshot built by hand could still hold one
+            return Wait(job.id, f"num_nodes is {job.num_nodes}; it must be at least 1")
+        if job.queue not in self.snapshot.queues:
+            return Wait(job.id, unknown_queue_reason(job))
+        waiting = backoff_reason(job, self.now)
+        return Wait(job.id, waiting) if waiting is not None else None
+
+    # ---------------------------------------------------------------- starting
+
+    def _start(self, job: PendingJob, req: Request, nodes: list[NodeCapacity], model: str | None) -> None:
+        placement = self.placer.take(nodes, req)
+        self.ledger.charge(job.queue, req, model)
+        self.decisions.append(Start(job.id, placement))
+        if self.config.backfill:
+            estimate = self.estimator.estimate(job)
+            allocation = Allocation(
+                job.id,
+                job.queue,
+                job.resources,
+                placement,
+                priority=job.priority,
+                user=job.user,
+                name=job.name,
+                started_at=self.now,
+                estimated_duration=estimate,
+                preemptible=job.preemptible,
+            )
+            ends = None if estimate is None else self.now + timedelta(seconds=estimate)
+            self.started.append(Started(allocation, ends))
+
+    def _quota_blocked(self, job: PendingJob, req: Request, why: str) -> Wait:
+        """A job over its queue's quota waits; with preemption on, a queue still under its nominal quota
+        reclaims what others borrowed."""
+        reclaiming = self.preemptor.reclaim(job, req)
+        return Wait(job.id, reclaiming if reclaiming is not None else why)
+
+    # ---------------------------------------------------------------- backfill
+
+    def _ends(self) -> list[tuple[datetime, Allocation]]:
+        """When each allocation (running, or started this cycle) should end, by its estimate; those
+        with no estimate are left out: they never free anything a reservation could count on."""
+        ends: list[tuple[datetime, Allocation]] = []
+        grace = timedelta(seconds=self.config.preemption.grace_period)
+        for alloc in self.snapshot.running:
+            if alloc.preempting:
+                ends.append((self.now + grace, alloc))
+                continue
+            estimate = self.estimator.estimate(alloc)
+            if estimate is None or alloc.started_at is None:
+                continue
+            ends.append((max(self.now, as_utc(alloc.started_at) + timedelta(seconds=estimate)), alloc))
+        ends.extend((s.ends_at, s.allocation) for s in self.started if s.ends_at is not None)
+        ends.sort(key=lambda e: (e[0], e[1].job_id))
+        return ends
+
+    def _reserved_for_others(self, job: PendingJob) -> frozenset[str]:
+        """The reserved nodes `job` must keep off: all of them, unless it will have ended by the time the
+        reservation starts (by its estimate)."""
+        reservation = self.reservation
+        if reservation is None or reservation.job_id == job.id:
+            return frozenset()
+        estimate = self.estimator.estimate(job)
+        if estimate is not None and self.now + timedelta(seconds=estimate) <= reservation.start:
+            return frozenset()
+        return reservation.nodes
+
+    # ---------------------------------------------------------------- reasons
+
+    def _write_unfit_reasons(self) -> None:
+        reasons: dict[Request, str] = {}
+        for position, req in self.unfit:
+            reason = reasons.get(req)
+            if reason is None:
+                reason = reasons[req] = self.placer.explain_unfit(req)
+            job_id = self.decisions[position].job_id
+            reservation = self.reservation
+            if reservation is not None and reservation.job_id == job_id:
+                reason = f"{reason}; {reservation.holder_text()}"
+            self.decisions[position] = Wait(job_id, reason)
+
+
+def _model_for(node: NodeCapacity, req: Request) -> str | None:
+    """The GPU model a request gets on `node` (for per-model quotas), None for a CPU-only request."""
+    if req.gpus == 0:
+        return None
+    for model in node.models:
+        if req.gpu_type is None or model_matches(req.gpu_type, model):
+            return model
+    return None

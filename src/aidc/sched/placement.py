@@ -6,14 +6,21 @@ Filters run in a fixed order and the first that rejects a node names the reason:
 
 1. state      the node is not UP (DRAINED, DOWN)
 2. gpu model  the node has no GPUs, or none of the requested model (`gpu_model_matches`)
-3. gpus       not enough free GPUs (of the requested model)
+3. gpus       not enough free GPUs (of the requested model); for a share of one GPU (`gpus: 0.25`),
+              no GPU with that much free
 4. cpus       not enough free CPUs
 5. memory     not enough free memory
 
-Scoring is best-fit: among the nodes that pass, the one left with the fewest free GPUs, then the
-fewest free CPUs, then the least free memory; ties by node name so the choice never depends on input
-order. Multi-node jobs (resources are per node) are gang-placed: `num_nodes` distinct nodes at once,
-or none.
+Scoring here is best-fit, the default (`best_fit_key`): among the nodes that pass, the one left with
+the fewest wholly free GPUs, then (for a share) the least free on the GPU it goes on, then the fewest
+free CPUs, then the least free memory; ties by node name so the choice never depends on input order.
+Other scorers, and their weighted sum, live in `aidc.sched.scoring` and `aidc.sched.placer`.
+Multi-node jobs (resources are per node) are gang-placed: `num_nodes` distinct nodes at once, or
+none.
+
+A share of a GPU goes on the partly used GPU with the least free that still holds it (lowest index
+among equals), else on the lowest wholly free GPU (`NodeCapacity.share_gpu`): shares pack onto GPUs
+already shared and whole GPUs stay whole.
 
 `fits_anywhere` asks whether a request could ever fit, from node capacities alone (submit time)."""
 
@@ -26,7 +33,7 @@ from enum import StrEnum
 from aidc.domain.decisions import NodeAssignment, Placement
 from aidc.domain.nodes import Node, NodeState
 from aidc.domain.resources import Resources
-from aidc.domain.units import format_size
+from aidc.domain.units import GPU_MILLI, format_gpus, format_size
 from aidc.sched.capacity import NodeCapacity, Request, from_milli
 
 
@@ -61,7 +68,7 @@ def gpu_model_filter(node: NodeCapacity, req: Request) -> Reject | None:
 def gpu_count_filter(node: NodeCapacity, req: Request) -> Reject | None:
     if req.gpus == 0:
         return None
-    return None if len(node.free_matching(req.gpu_type)) >= req.gpus else Reject.GPUS
+    return None if node.usable(req) >= req.gpus else Reject.GPUS
 
 
 def cpu_filter(node: NodeCapacity, req: Request) -> Reject | None:
@@ -95,9 +102,14 @@ def plural(count: int, word: str) -> str:
 
 
 def gpus_text(req: Request) -> str:
-    """ "1 GPU", "2 GPUs", "2 H100 GPUs"."""
+    """ "1 GPU", "2 GPUs", "2 H100 GPUs", "0.5 GPU", "0.25 H100 GPU"."""
     model = f" {req.gpu_type}" if req.gpu_type else ""
-    return f"{req.gpus}{model} GPU{'' if req.gpus == 1 else 's'}"
+    return f"{format_gpus(req.gpus, req.gpu_milli)}{model} GPU{'' if req.gpus == 1 else 's'}"
+
+
+def share_text(milli: int) -> str:
+    """Thousandths of a GPU as people write them: "0.25", "1", "0"."""
+    return f"{milli / GPU_MILLI:g}"
 
 
 def cpus_text(cpus_m: int) -> str:
@@ -126,7 +138,14 @@ def summary_text(kind: Reject, node: NodeCapacity, req: Request) -> str:
         return node.state.value
     if kind is Reject.GPU_MODEL:
         return model_mismatch_text(node.models, req.gpu_type)
+    if kind is Reject.GPUS and req.shared:
+        return shared_short_text(req)
     return SHORT_REASONS[kind]
+
+
+def shared_short_text(req: Request) -> str:
+    """The summary reason for a share of a GPU that finds no GPU with that much free."""
+    return f"no GPU with {share_text(req.gpu_milli)} free"
 
 
 def detail_text(kind: Reject, node: NodeCapacity, req: Request) -> str:
@@ -138,6 +157,9 @@ def detail_text(kind: Reject, node: NodeCapacity, req: Request) -> str:
         return f"needs {gpus_text(req)}, node {name} has no GPUs"
     if kind is Reject.GPU_MODEL:
         return f"needs {req.gpu_type} GPUs, node {name} has {'/'.join(node.models)}"
+    if kind is Reject.GPUS and req.shared:
+        most = share_text(node.most_shared_free(req.gpu_type))
+        return f"needs {gpus_text(req)}, node {name} has at most {most} free on one GPU"
     if kind is Reject.GPUS:
         return f"needs {gpus_text(req)}, node {name} has {len(node.free_matching(req.gpu_type))} free"
     if kind is Reject.CPUS:
@@ -178,13 +200,23 @@ def filter_nodes(nodes: Iterable[NodeCapacity], req: Request) -> tuple[list[Node
     return fitting, rejected
 
 
-BestFitKey = tuple[int, int, int, str]
+# (wholly free GPUs, free milli left on the shared GPU, free milli-CPUs, free memory, node name)
+BestFitKey = tuple[int, int, int, int, str]
 
 
 def best_fit_key(node: NodeCapacity, req: Request) -> BestFitKey:
-    """Smaller is a better fit. Every candidate loses the same request, so ranking by what is free
-    now ranks by what will be left."""
-    return (len(node.free_matching(req.gpu_type)), node.free_cpus_m, node.free_memory, node.name)
+    """Smaller is a better fit: what the node has left once it took the request, wholly free GPUs of
+    the requested model first, then (for a share of a GPU) the milli left on the GPU it went on, then
+    CPUs and memory. For whole GPUs every candidate loses the same count, so ranking by what is free
+    now ranks by what will be left. Only for nodes that fit the request."""
+    whole = len(node.free_matching(req.gpu_type))
+    if not req.shared:
+        return (whole, 0, node.free_cpus_m, node.free_memory, node.name)
+    gpu = node.share_gpu(req)
+    free = GPU_MILLI if gpu is None else node.gpu_free(gpu)
+    if free >= GPU_MILLI:  # a wholly free GPU becomes a shared one
+        whole -= 1
+    return (whole, free - req.gpu_milli, node.free_cpus_m, node.free_memory, node.name)
 
 
 def choose_nodes(fitting: Iterable[NodeCapacity], req: Request) -> list[NodeCapacity] | None:
@@ -196,11 +228,22 @@ def choose_nodes(fitting: Iterable[NodeCapacity], req: Request) -> list[NodeCapa
     return ranked[: req.num_nodes]
 
 
-def assign(node: NodeCapacity, req: Request) -> NodeAssignment:
-    """Take `req` from `node`: the lowest free indices of matching GPUs, and its CPUs and memory."""
-    gpus = tuple(node.free_matching(req.gpu_type)[: req.gpus]) if req.gpus else ()
-    node.take(req.cpus_m, req.memory, gpus)
-    return NodeAssignment(node=node.name, gpus=gpus)
+def assign(node: NodeCapacity, req: Request, share_on: int | None = None) -> NodeAssignment:
+    """Take `req` from `node`: the lowest wholly free indices of matching GPUs (for a share of a GPU,
+    the GPU `share_on`, else the one `NodeCapacity.share_gpu` picks), and its CPUs and memory."""
+    if not req.gpus:
+        node.take(req.cpus_m, req.memory)
+        return NodeAssignment(node.name)
+    if req.gpu_milli < GPU_MILLI:
+        gpu = share_on if share_on is not None else node.share_gpu(req)
+        if gpu is None or node.gpu_free(gpu) < req.gpu_milli:
+            raise ValueError(f"node {node.name} has no GPU with {share_text(req.gpu_milli)} free")
+        gpus: tuple[int, ...] = (gpu,)
+    else:
+        gpus = tuple(node.free_matching(req.gpu_type)[: req.gpus])
+    node.take(req.cpus_m, req.memory, gpus, req.gpu_milli)
+    node.add_demand((req.gpus, req.gpu_milli))
+    return NodeAssignment(node.name, gpus)
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,11 +290,11 @@ def fits_anywhere(resources: Resources, num_nodes: int, nodes: Iterable[Node]) -
         if not matching:
             models = sorted({m for c in with_gpus for m in c.models})
             return f"needs {req.gpu_type} GPUs; no node has them (models: {', '.join(models)})"
-        most = max(len(c.free_matching(req.gpu_type)) for c in matching)
+        most = max(c.usable(req) for c in matching)
         if most < req.gpus:
             kind = f"{req.gpu_type} " if req.gpu_type else ""
             return f"needs {gpus_text(req)} per node; the largest {kind}node has {most}"
-        enough = [c for c in matching if len(c.free_matching(req.gpu_type)) >= req.gpus]
+        enough = [c for c in matching if c.usable(req) >= req.gpus]
         if len(enough) < len(candidates):
             having.append(gpus_text(req))
         candidates = enough

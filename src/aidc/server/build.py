@@ -17,8 +17,9 @@ from aidc.backends.local.backend import LocalBackend
 from aidc.control.clock import SystemClock
 from aidc.control.loop import ControlLoop
 from aidc.control.retry import RetryPolicy
-from aidc.sched import DEFAULT_SCHEDULER, scheduler_by_name
+from aidc.sched.config import SchedulerConfig
 from aidc.server.cluster_file import load_cluster_file
+from aidc.server.scheduler_file import build_scheduler, load_scheduler_file
 from aidc.services.auth import AuthService
 from aidc.services.bundle import Services
 from aidc.services.jobs import JobService
@@ -52,6 +53,9 @@ def build(settings: Settings) -> ControlPlane:
         raise ValueError(f"backend {settings.backend!r} is not available; this release runs jobs with 'local'")
     url = settings.database_url or f"sqlite:///{data_dir / 'aidc.db'}"
     cluster_nodes = load_cluster_file(settings.cluster_file) if settings.cluster_file else []
+    config_file = settings.scheduler_config
+    sched_config = load_scheduler_file(config_file) if config_file else SchedulerConfig()
+    scheduler = build_scheduler(sched_config, config_file)
     upgrade(url)
     store = SqlStore(url)
     clock = SystemClock()
@@ -70,13 +74,18 @@ def build(settings: Settings) -> ControlPlane:
     loop = ControlLoop(
         store,
         backend,
-        scheduler_by_name(DEFAULT_SCHEDULER),
+        scheduler,
         clock,
+        config=sched_config,
         retry=RetryPolicy(base=settings.retry_backoff, cap=settings.retry_backoff_max),
         interval=settings.schedule_interval,
         cancel_grace=settings.cancel_grace,
         heartbeat=heartbeat,
     )
+    queues = QueueService(
+        store, clock, backend.name, half_life=sched_config.fairshare.half_life, usage=loop.history.usage_at
+    )
+    queues.sync(sched_config.queues)  # declared queues are created or updated; others are left alone
     max_age = max(10.0, settings.schedule_interval * 10)
 
     def ready() -> tuple[bool, str]:
@@ -89,7 +98,7 @@ def build(settings: Settings) -> ControlPlane:
     services = Services(
         auth=auth,
         jobs=JobService(store, backend, clock, on_change=loop.wake),
-        queues=QueueService(store, clock, backend.name),
+        queues=queues,
         nodes=nodes,
         ready=ready,
     )

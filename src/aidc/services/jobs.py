@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aidc.domain.errors import Conflict, FieldProblem, InvalidInput, NotFound
-from aidc.domain.jobs import Attempt, Job, JobSpec, JobState
+from aidc.domain.jobs import Attempt, Dependency, Job, JobSpec, JobState
 from aidc.domain.nodes import Node, NodeState
 from aidc.ports import Backend, Clock, LogChunk, Store, SupportsLogs
 from aidc.sched.placement import fits_anywhere
@@ -23,6 +23,7 @@ CATALOG_TTL_SECONDS = 1.0
 class JobDetail:
     job: Job
     attempts: list[Attempt]
+    dependencies: dict[int, Job] = field(default_factory=dict)  # the jobs its depends_on names, by id
 
 
 class JobService:
@@ -51,11 +52,36 @@ class JobService:
             # Only "needs N nodes; ..." is about the node count; the rest is about per-node resources.
             field = "num_nodes" if never.startswith(f"needs {spec.num_nodes} nodes") else "resources"
             problems.append(FieldProblem(field, f"can never run here: {never}"))
+        if spec.depends_on:
+            spec = self._resolve_dependencies(spec, principal.name, problems)
         if problems:
             raise InvalidInput(problems)
         job = self._inserter.insert(spec, principal.name, self._clock.now())
         self._on_change(job.id)
         return job
+
+    def _resolve_dependencies(self, spec: JobSpec, user: str, problems: list[FieldProblem]) -> JobSpec:
+        """The spec with every dependency named by job id: an id must exist; a name is the submitter's most
+        recent job of that name, in any state (one that already failed is accepted: the scheduler then
+        cancels this job, saying why). Problems are added to `problems`."""
+        resolved: list[Dependency] = []
+        with self._store.unit_of_work(read_only=True) as uow:
+            ids = [d.job for d in spec.depends_on if isinstance(d.job, int)]
+            existing = uow.jobs.states(ids) if ids else {}
+            for index, dep in enumerate(spec.depends_on):
+                where = f"depends_on.{index}.job"
+                if isinstance(dep.job, int):
+                    if dep.job not in existing:
+                        problems.append(FieldProblem(where, f"no job {dep.job}"))
+                    resolved.append(dep)
+                    continue
+                job_id = uow.jobs.latest_named(user, dep.job)
+                if job_id is None:
+                    problems.append(FieldProblem(where, f"you have no job named {dep.job!r}"))
+                    resolved.append(dep)
+                else:
+                    resolved.append(dep.model_copy(update={"job": job_id}))
+        return spec.model_copy(update={"depends_on": tuple(resolved)})
 
     def _catalog(self, refresh: bool = False) -> tuple[frozenset[str], list[Node]]:
         """Queue names and the backend's usable nodes, read at most once a second: validating a submit
@@ -92,7 +118,9 @@ class JobService:
             job = uow.jobs.get(job_id)
             if job is None:
                 raise NotFound("job", job_id)
-            return JobDetail(job, uow.jobs.attempts(job_id))
+            ids = [d.job for d in job.spec.depends_on if isinstance(d.job, int)]
+            dependencies = {j.id: j for j in uow.jobs.list(ids=ids)} if ids else {}
+            return JobDetail(job, uow.jobs.attempts(job_id), dependencies)
 
     def cancel(self, principal: Principal, job_id: int) -> Job:
         """PENDING jobs end at once. RUNNING ones are CANCELLED now; the control loop then stops their

@@ -1,16 +1,36 @@
-"""Queue use cases: create and list, with what each queue holds now."""
+"""Queue use cases: create, list with where each queue stands (quota, use, borrowing, fair share), and the
+queues a scheduler config declares, kept in the store."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from aidc.domain.errors import Conflict
 from aidc.domain.jobs import JobState
-from aidc.domain.queues import Queue, Quota
+from aidc.domain.nodes import Node
+from aidc.domain.queues import Queue
 from aidc.ports import Clock, Store
+from aidc.sched.config import DEFAULT_HALF_LIFE
+from aidc.sched.fairshare import UsageVector, cluster_capacity, dominant_shares
+from aidc.sched.quota import CPUS, GPUS, MEMORY, MODEL_PREFIX, CohortLedger, QueueStanding
+from aidc.sched.snapshot import Allocation
 from aidc.security.rbac import Action, Principal
 from aidc.services.authz import authorize
 from aidc.services.snapshots import load_state
+
+UsageSource = Callable[[datetime], Mapping[str, UsageVector]]
+
+
+@dataclass(frozen=True)
+class ResourceAmounts:
+    """GPUs (fractions count as such), GPUs of the models a quota names, CPUs and bytes of memory."""
+
+    gpus: float = 0.0
+    gpu_models: Mapping[str, float] = field(default_factory=dict)
+    cpus: float = 0.0
+    memory: int = 0
 
 
 @dataclass(frozen=True)
@@ -18,44 +38,115 @@ class QueueUsage:
     queue: Queue
     pending: int
     running: int
-    gpus: int
-    cpus: float
-    memory: int
+    in_use: ResourceAmounts  # held now by its running attempts
+    borrowed: ResourceAmounts  # the part of in_use above its nominal quota, lent by its cohort
+    lent: ResourceAmounts  # the part of its unused quota that other queues of its cohort hold (estimate)
+    share: float  # weighted dominant share: lower goes first under the fairshare policy
 
 
 class QueueService:
-    def __init__(self, store: Store, clock: Clock, backend_name: str) -> None:
+    """`usage` gives each queue's decayed past use at a time (the control loop's history); without it,
+    fair-share standing counts only the work running now."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        backend_name: str,
+        *,
+        half_life: float = DEFAULT_HALF_LIFE,
+        usage: UsageSource | None = None,
+    ) -> None:
         self._store = store
         self._clock = clock
         self._backend_name = backend_name
+        self._half_life = half_life
+        self._usage = usage
 
-    def create(self, principal: Principal, name: str, quota: Quota, weight: float) -> Queue:
+    def create(self, principal: Principal, queue: Queue) -> Queue:
         authorize(principal, Action.QUEUE_WRITE)
-        queue = Queue(name=name, quota=quota, weight=weight, created_at=self._clock.now())
+        queue = queue.model_copy(update={"created_at": self._clock.now()})
         with self._store.unit_of_work() as uow:
-            if uow.queues.get(name) is not None:
-                raise Conflict(f"queue {name!r} already exists")
+            if uow.queues.get(queue.name) is not None:
+                raise Conflict(f"queue {queue.name!r} already exists")
             uow.queues.add(queue)
             uow.commit()
         return queue
 
+    def sync(self, queues: Iterable[Queue]) -> list[str]:
+        """Create or update the queues a scheduler config declares (at start, by the control plane itself);
+        other queues are left as they are. Returns the names of the queues written."""
+        now = self._clock.now()
+        written: list[str] = []
+        with self._store.unit_of_work() as uow:
+            for queue in queues:
+                existing = uow.queues.get(queue.name)
+                wanted = queue.model_copy(update={"created_at": existing.created_at if existing else now})
+                if wanted != existing:
+                    uow.queues.upsert(wanted)
+                    written.append(queue.name)
+            uow.commit()
+        return written
+
     def list(self, principal: Principal) -> list[QueueUsage]:
         authorize(principal, Action.QUEUE_READ)
+        now = self._clock.now()
         with self._store.unit_of_work(read_only=True) as uow:
             state = load_state(uow, self._backend_name)
             snapshot, jobs = state.snapshot, state.jobs
             queues = uow.queues.list()
-        usage: list[QueueUsage] = []
+        by_name = {q.name: q for q in queues}
+        running = snapshot.running
+        ledger = CohortLedger(by_name, running, gpu_model_finder(snapshot.nodes))
+        standing = ledger.standing()
+        past = self._usage(now) if self._usage is not None else snapshot.usage
+        shares = dominant_shares(by_name, running, past, cluster_capacity(snapshot.nodes), now, self._half_life)
+        pending: dict[str, int] = {}
+        for p in snapshot.pending:
+            pending[p.queue] = pending.get(p.queue, 0) + 1
+        active: dict[str, int] = {}
+        for job in jobs.values():
+            if job.state == JobState.RUNNING:
+                active[job.queue] = active.get(job.queue, 0) + 1
+        out: list[QueueUsage] = []
         for q in queues:
-            allocs = [a for a in snapshot.running if a.queue == q.name]
-            usage.append(
+            row = standing.get(q.name)
+            out.append(
                 QueueUsage(
                     queue=q,
-                    pending=sum(1 for p in snapshot.pending if p.queue == q.name),
-                    running=sum(1 for j in jobs.values() if j.queue == q.name and j.state == JobState.RUNNING),
-                    gpus=sum(a.resources.gpus * len(a.placement.assignments) for a in allocs),
-                    cpus=sum(a.resources.cpus * len(a.placement.assignments) for a in allocs),
-                    memory=sum(a.resources.memory * len(a.placement.assignments) for a in allocs),
+                    pending=pending.get(q.name, 0),
+                    running=active.get(q.name, 0),
+                    in_use=_amounts(row, "used"),
+                    borrowed=_amounts(row, "borrowed"),
+                    lent=_amounts(row, "lent"),
+                    share=shares.get(q.name, 0.0),
                 )
             )
-        return usage
+        return out
+
+
+def gpu_model_finder(nodes: Iterable[Node]) -> Callable[[Allocation], str | None]:
+    """The GPU model an allocation uses (that of the first GPU it was given), from the nodes' GPU lists."""
+    models = {(n.name, g.index): g.model for n in nodes for g in n.gpus}
+
+    def model_of(alloc: Allocation) -> str | None:
+        for assignment in alloc.placement.assignments:
+            for index in assignment.gpus:
+                return models.get((assignment.node, index))
+        return None
+
+    return model_of
+
+
+def _amounts(standing: QueueStanding | None, which: str) -> ResourceAmounts:
+    """One column (used, borrowed or lent) of a queue's standing, per resource."""
+    if standing is None:
+        return ResourceAmounts()
+    values: dict[str, float] = {r.resource: getattr(r, which) for r in standing.resources}
+    models = {key.removeprefix(MODEL_PREFIX): v for key, v in values.items() if key.startswith(MODEL_PREFIX)}
+    return ResourceAmounts(
+        gpus=values.get(GPUS, 0.0),
+        gpu_models=models,
+        cpus=values.get(CPUS, 0.0),
+        memory=int(values.get(MEMORY, 0)),
+    )

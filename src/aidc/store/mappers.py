@@ -14,7 +14,7 @@ from sqlalchemy import Row
 
 from aidc.domain.jobs import Attempt, Job, JobSpec, JobState
 from aidc.domain.nodes import Gpu, Node, NodeState
-from aidc.domain.queues import Queue, Quota
+from aidc.domain.queues import DEFAULT_QUANTUM, Queue, Quota, TimeShare
 from aidc.ports import TokenRecord
 from aidc.store.tables import jobs
 
@@ -42,6 +42,8 @@ def new_job_values(spec: JobSpec, user: str, now: datetime) -> dict[str, Any]:
         "submitted_at": now,
         "updated_at": now,
         "attempts_made": 0,
+        "queued_at": now,
+        "preemptions": 0,
     }
 
 
@@ -56,6 +58,8 @@ def job_mutable_values(job: Job) -> dict[str, Any]:
         "pending_reason": job.pending_reason,
         "state_reason": job.state_reason,
         "not_before": job.not_before,
+        "queued_at": job.queued_at,
+        "preemptions": job.preemptions,
     }
 
 
@@ -74,6 +78,8 @@ JOB_COLUMNS = (
     jobs.c.pending_reason,
     jobs.c.state_reason,
     jobs.c.not_before,
+    jobs.c.queued_at,
+    jobs.c.preemptions,
 )
 _STATES = {state.value: state for state in JobState}
 
@@ -92,6 +98,8 @@ def job_from_row(row: Sequence[Any], spec: JobSpec) -> Job:
         pending_reason,
         state_reason,
         not_before,
+        queued_at,
+        preemptions,
         *_,
     ) = row
     # Plain validation is quicker than model_construct here (pydantic-core does not re-check spec).
@@ -108,6 +116,8 @@ def job_from_row(row: Sequence[Any], spec: JobSpec) -> Job:
         pending_reason=pending_reason,
         state_reason=state_reason,
         not_before=not_before,
+        queued_at=queued_at,
+        preemptions=preemptions,
     )
 
 
@@ -147,21 +157,42 @@ def attempt_from_row(row: Row[Any]) -> Attempt:
 # ---------------------------------------------------------------------------------------- queues
 
 
+def queue_policy_text(queue: Queue) -> str:
+    """The `policy` column: limits, time-sharing and quantum as JSON, left out where they are the default."""
+    policy: dict[str, Any] = {}
+    for key in ("borrowing_limit", "lending_limit"):
+        limit: Quota | None = getattr(queue, key)
+        if limit is not None:
+            policy[key] = limit.model_dump(mode="json", exclude_none=True)
+    if queue.timeshare != TimeShare.NONE:
+        policy["timeshare"] = queue.timeshare.value
+    if queue.quantum != DEFAULT_QUANTUM:
+        policy["quantum"] = queue.quantum
+    return json.dumps(policy, sort_keys=True)
+
+
 def queue_values(queue: Queue) -> dict[str, Any]:
     return {
         "name": queue.name,
         "quota": queue.quota.model_dump_json(exclude_none=True),
         "weight": queue.weight,
+        "cohort": queue.cohort,
+        "policy": queue_policy_text(queue),
         "created_at": queue.created_at,
     }
 
 
 def queue_from_row(row: Row[Any]) -> Queue:
-    return Queue(
-        name=row.name,
-        quota=Quota.model_validate_json(row.quota),
-        weight=row.weight,
-        created_at=row.created_at,
+    policy: dict[str, Any] = json.loads(row.policy) if row.policy else {}
+    return Queue.model_validate(
+        {
+            **policy,
+            "name": row.name,
+            "quota": Quota.model_validate_json(row.quota),
+            "weight": row.weight,
+            "cohort": row.cohort,
+            "created_at": row.created_at,
+        }
     )
 
 

@@ -20,7 +20,7 @@ from aidc.domain.errors import Conflict, NotFound
 from aidc.domain.jobs import Attempt, Job, JobSpec, JobState
 from aidc.domain.nodes import Node
 from aidc.domain.queues import Queue
-from aidc.ports import TokenRecord
+from aidc.ports import EndedAttempt, TokenRecord
 from aidc.store import mappers
 from aidc.store.spec_cache import SpecCache
 from aidc.store.tables import api_tokens, attempts, jobs, nodes, queues
@@ -61,6 +61,7 @@ class SqlJobRepository:
             user=user,
             submitted_at=now,
             updated_at=now,
+            queued_at=now,
         )
 
     def get(self, job_id: int) -> Job | None:
@@ -98,6 +99,14 @@ class SqlJobRepository:
         rows = self._conn.execute(query).all()
         specs = self._specs([row[0] for row in rows])
         return [mappers.job_from_row(row, specs[row[0]]) for row in rows]
+
+    def states(self, ids: Sequence[int]) -> dict[int, JobState]:
+        found: dict[int, JobState] = {}
+        unique = sorted(set(ids))
+        for start in range(0, len(unique), MAX_IDS_PER_QUERY):
+            query = select(jobs.c.id, jobs.c.state).where(jobs.c.id.in_(unique[start : start + MAX_IDS_PER_QUERY]))
+            found.update((job_id, JobState(state)) for job_id, state in self._conn.execute(query))
+        return found
 
     def save(self, job: Job) -> None:
         stmt = update(jobs).where(jobs.c.id == job.id).values(mappers.job_mutable_values(job))
@@ -146,9 +155,51 @@ class SqlJobRepository:
         query = select(attempts).where(attempts.c.job_id == job_id).order_by(attempts.c.number)
         return [mappers.attempt_from_row(row) for row in self._conn.execute(query)]
 
+    def latest_named(self, user: str, name: str) -> int | None:
+        query = select(func.max(jobs.c.id)).where(jobs.c.user == user, jobs.c.name == name)
+        found = self._conn.execute(query).scalar_one_or_none()
+        return None if found is None else int(found)
+
     def open_attempts(self) -> builtins.list[Attempt]:
         query = select(attempts).where(attempts.c.ended_at.is_(None)).order_by(attempts.c.job_id, attempts.c.number)
         return [mappers.attempt_from_row(row) for row in self._conn.execute(query)]
+
+    def ended_attempts(
+        self,
+        *,
+        since: datetime | None = None,
+        job_ids: Sequence[int] | None = None,
+        succeeded: bool = False,
+        limit: int | None = None,
+    ) -> builtins.list[EndedAttempt]:
+        if job_ids is not None and len(job_ids) > MAX_IDS_PER_QUERY:
+            unique = sorted(set(job_ids))
+            found = [
+                e
+                for start in range(0, len(unique), MAX_IDS_PER_QUERY)
+                for e in self.ended_attempts(
+                    since=since, job_ids=unique[start : start + MAX_IDS_PER_QUERY], succeeded=succeeded
+                )
+            ]
+            found.sort(key=_newest_first)
+            return found[:limit] if limit is not None else found
+        query = (
+            select(attempts, jobs.c.user)
+            .join(jobs, jobs.c.id == attempts.c.job_id)
+            .where(attempts.c.ended_at.is_not(None))
+        )
+        if since is not None:
+            query = query.where(attempts.c.ended_at >= since)
+        if job_ids is not None:
+            query = query.where(attempts.c.job_id.in_(list(job_ids)))
+        if succeeded:
+            query = query.where(attempts.c.exit_code == 0)
+        query = query.order_by(attempts.c.ended_at.desc(), attempts.c.job_id.desc(), attempts.c.number.desc())
+        if limit is not None:
+            query = query.limit(limit)
+        rows = self._conn.execute(query).all()
+        specs = self._specs(sorted({row.job_id for row in rows}))
+        return [EndedAttempt(mappers.attempt_from_row(row), row.user, specs[row.job_id]) for row in rows]
 
     def _specs(self, job_ids: Sequence[int], known_texts: Mapping[int, str] | None = None) -> dict[int, JobSpec]:
         """The specs of `job_ids`: from this unit's own adds, the cache, or else read and parsed."""
@@ -171,6 +222,12 @@ class SqlJobRepository:
         return specs
 
 
+def _newest_first(ended: EndedAttempt) -> tuple[float, int, int]:
+    attempt = ended.attempt
+    assert attempt.ended_at is not None
+    return (-attempt.ended_at.timestamp(), -attempt.job_id, -attempt.number)
+
+
 class SqlQueueRepository:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
@@ -184,6 +241,16 @@ class SqlQueueRepository:
         )
         if self._conn.execute(stmt).scalar_one_or_none() is None:
             raise Conflict(f"queue {queue.name!r} already exists")
+
+    def upsert(self, queue: Queue) -> None:
+        values = mappers.queue_values(queue)
+        insert = upsertable_insert(queues, self._conn.dialect.name).values(values)
+        stmt: Insert = insert.on_conflict_do_update(
+            index_elements=[queues.c.name],
+            # An existing queue keeps the time it was first created.
+            set_={key: insert.excluded[key] for key in values if key not in ("name", "created_at")},
+        )
+        self._conn.execute(stmt)
 
     def get(self, name: str) -> Queue | None:
         row = self._conn.execute(select(queues).where(queues.c.name == name)).one_or_none()

@@ -54,6 +54,8 @@ jobs = Table(
     Column("pending_reason", Text),
     Column("state_reason", Text),
     Column("not_before", UtcDateTime),
+    Column("queued_at", UtcDateTime),  # when it last entered its queue: submit, or requeue after preemption
+    Column("preemptions", Integer, nullable=False, server_default="0"),
     Index("ix_jobs_state", "state"),
     Index("ix_jobs_queue_state", "queue", "state"),
     # AUTOINCREMENT: SQLite never hands out a deleted job's id again (the spec cache relies on it).
@@ -78,6 +80,8 @@ attempts = Table(
         sqlite_where=text("ended_at IS NULL"),
         postgresql_where=text("ended_at IS NULL"),
     ),
+    # Fair-share usage and run-time history are loaded at start from the attempts that ended lately.
+    Index("ix_attempts_ended_at", "ended_at"),
 )
 
 queues = Table(
@@ -86,6 +90,9 @@ queues = Table(
     Column("name", String(63), primary_key=True),
     Column("quota", Text, nullable=False),  # Quota as JSON; unset caps are left out
     Column("weight", Float, nullable=False),
+    Column("cohort", String(63)),
+    # Borrowing and lending limits, time-sharing policy and quantum, as JSON; unset values are left out.
+    Column("policy", Text, nullable=False, server_default="{}"),
     Column("created_at", UtcDateTime),
 )
 

@@ -373,6 +373,8 @@ def test_an_attempt_that_ended_while_nobody_watched(make_backend: Callable[[], L
     first.close()
     exit_json = attempt_dir(data_dir, 32) / records.EXIT
     wait_for(exit_json.exists, "exit.json")
+    runner = runner_info(data_dir, 32)["pid"]
+    wait_for(lambda: not pid_alive(runner), "the runner to exit")  # it writes exit.json, then kills its group
     second = make_backend()
     assert second.adopt(attempt_record(32, started)) == AdoptOutcome.EXITED
     (ended,) = second.poll()

@@ -82,3 +82,36 @@ def test_loop_updates_replace_views_and_drop_ended_jobs() -> None:
     active.update([_job(1, JobState.SUCCEEDED)])
     assert active.jobs == {}
     assert active.pending() == ()
+
+
+def test_preempted_jobs_stay_active_but_are_not_pending() -> None:
+    uow = FakeUow()
+    uow.jobs.rows = {1: _job(1, JobState.PREEMPTED), 2: _job(2)}
+    active = ActiveJobs(full_every=30)
+    active.refresh(cast(UnitOfWork, uow), now=0)
+    assert set(active.jobs) == {1, 2}
+    assert [p.id for p in active.pending()] == [2]
+
+
+def test_changed_jobs_are_all_after_a_full_read_then_only_those_updated() -> None:
+    uow = FakeUow()
+    uow.jobs.rows = {1: _job(1), 2: _job(2)}
+    active = ActiveJobs(full_every=30)
+    active.refresh(cast(UnitOfWork, uow), now=0)
+    assert sorted(j.id for j in active.take_changed()) == [1, 2]
+    assert active.take_changed() == []
+    active.update([_job(2, JobState.RUNNING), _job(1, JobState.CANCELLED)])
+    assert [(j.id, j.state) for j in active.take_changed()] == [(2, JobState.RUNNING)]  # 1 is no longer active
+    active.touch(3)
+    uow.jobs.rows[3] = _job(3)
+    active.refresh(cast(UnitOfWork, uow), now=1)
+    assert [j.id for j in active.take_changed()] == [3]
+
+
+def test_pending_views_carry_attained_service_of_jobs_that_ran() -> None:
+    uow = FakeUow()
+    uow.jobs.rows = {1: _job(1).model_copy(update={"attempts_made": 2}), 2: _job(2)}
+    active = ActiveJobs(full_every=30)
+    active.refresh(cast(UnitOfWork, uow), now=0)
+    views = {p.id: p for p in active.pending({1: 120.0, 2: 99.0}.__getitem__)}
+    assert (views[1].attained_service, views[2].attained_service) == (120.0, 0.0)  # 2 never ran: not asked

@@ -1,10 +1,9 @@
 """The indexed scheduler against the brute-force reference on random snapshots, and determinism.
 
-`hypothesis` is not installed in this project, so a seeded random loop draws the snapshots:
-small clusters (CPU-only, single-model and mixed-model nodes, some DRAINED or DOWN), running work
-that may over-commit a node or sit on a node that left, quotas, backoff, unknown queues, and
-requests drawn from a small pool so the same shape comes back after resources shrank (what the
-shape cache skips).
+A seeded random loop draws the snapshots: small clusters (CPU-only, single-model and mixed-model
+nodes, some DRAINED or DOWN), running work that may over-commit a node, hold a share of a GPU or sit on
+a node that left, quotas, backoff, unknown queues, and requests (whole GPUs or a share of one) drawn
+from a small pool so the same shape comes back after resources shrank (what the shape cache skips).
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import random
 from dataclasses import replace
 from datetime import timedelta
 
-from aidc.domain.decisions import Decision, Wait
+from aidc.domain.decisions import Decision, NodeAssignment, Placement, Start, Wait
 from aidc.domain.nodes import Node, NodeState
 from aidc.domain.resources import Resources
 from aidc.sched.capacity import Request
@@ -25,6 +24,7 @@ from .factories import NOW, GiB, alloc, job, node, queue, snapshot
 
 MODELS = ("NVIDIA H100 80GB HBM3", "NVIDIA A100-SXM4-80GB", "NVIDIA L40S", "NVIDIA A10")
 ASKED = (None, "H100", "A100", "L40S", "A10", "a100-80gb")
+SHARES = (0.25, 0.5, 0.75, 0.3)
 SEEDS = range(400)
 
 
@@ -62,13 +62,21 @@ def random_running(rng: random.Random, nodes: list[Node]) -> list[Allocation]:
                     queue=rng.choice(("default", "q1", "q2")),
                 )
             )
+        for k in range(rng.choice((0, 0, 1, 3))):  # shares of single GPUs, which may pile up on one GPU
+            if n.gpus:
+                share = Resources(gpus=rng.choice(SHARES), cpus=0.5, memory=GiB)
+                gpu = rng.choice(n.gpus).index
+                placement = Placement(assignments=(NodeAssignment(node=n.name, gpus=(gpu,)),))
+                running.append(
+                    Allocation(job_id=5000 + 10 * i + k, queue="default", resources=share, placement=placement)
+                )
     return running
 
 
 def random_jobs(rng: random.Random) -> list[PendingJob]:
     shapes: list[tuple[Resources, int]] = []
     for _ in range(rng.randint(1, 8)):
-        gpus = rng.choice((0, 0, 1, 2, 4, 8))
+        gpus: float = rng.choice((0, 0, 1, 2, 4, 8, *SHARES))
         res = Resources(
             gpus=gpus,
             gpu_type=rng.choice(ASKED) if gpus else None,
@@ -103,15 +111,19 @@ def random_snapshot(seed: int) -> Snapshot:
 
 
 def test_indexed_scheduler_matches_the_reference_on_random_snapshots() -> None:
-    repeated_failures = 0
+    repeated_failures = shares_started = 0
     for seed in SEEDS:
         snap = random_snapshot(seed)
         fast = PriorityFifoScheduler().schedule(snap, NOW)
         slow = ReferenceScheduler().schedule(snap, NOW)
         assert fast == slow, f"seed {seed}"
         repeated_failures += _repeated_unfit_shapes(snap, fast)
-    # The loop must exercise the shape cache: shapes that failed and came back in the same cycle.
+        shares = {j.id for j in snap.pending if j.resources.gpu_milli < 1000}
+        shares_started += sum(1 for d in fast if isinstance(d, Start) and d.job_id in shares)
+    # The loop must exercise the shape cache (shapes that failed and came back in the same cycle) and
+    # place shares of GPUs.
     assert repeated_failures > 100
+    assert shares_started > 200
 
 
 def _repeated_unfit_shapes(snap: Snapshot, decisions: list[Decision]) -> int:

@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from aidc.api.deps import PrincipalDep, ServicesDep
 from aidc.api.schemas import ErrorOut, NodeOut, QueueCreate, QueueOut
 from aidc.api.views import node_out, queue_out
+from aidc.domain.queues import Queue
 
 router = APIRouter(prefix="/v1", tags=["cluster"])
 _ERRORS: dict[int | str, dict[str, object]] = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}}
@@ -30,5 +31,5 @@ def list_queues(services: ServicesDep, principal: PrincipalDep) -> list[QueueOut
     summary="Create a queue",
 )
 def create_queue(body: QueueCreate, services: ServicesDep, principal: PrincipalDep) -> QueueOut:
-    queue = services.queues.create(principal, body.name, body.quota, body.weight)
+    queue = services.queues.create(principal, Queue.model_validate(body.model_dump()))
     return next(queue_out(q) for q in services.queues.list(principal) if q.queue.name == queue.name)

@@ -19,7 +19,7 @@ from typing import Any
 import psutil
 
 import aidc
-from aidc.backends.local import launching, nvml, processes, records
+from aidc.backends.local import checkpoints, launching, nvml, processes, records
 from aidc.domain.errors import FieldProblem
 from aidc.domain.jobs import Attempt, JobSpec
 from aidc.domain.nodes import Node
@@ -78,6 +78,7 @@ class LocalBackend:
         self._ended: list[AttemptExit] = []  # found by adopt(), reported by the next poll()
         self._closed = False
         self._reported_no_gpu = False
+        self._checkpoint_times = checkpoints.CheckpointTimes()
 
     @property
     def node_name(self) -> str:
@@ -381,6 +382,16 @@ class LocalBackend:
             return True
         runner = self._read_optional(adir / records.RUNNER)
         return self._live_runner(job_id, attempt, adir, runner) is None
+
+    # ------------------------------------------------------------------------------------ checkpoints
+
+    def last_checkpoint(self, job_id: int, spec: JobSpec) -> datetime | None:
+        """The newest modification time of a file in the job's checkpoint directory (AIDC_CHECKPOINT_DIR),
+        at most a few seconds old; None when it holds no file."""
+        job_dir = records.job_dir(self._data_dir, job_id)
+        workdir = launching.resolve_workdir(spec.workdir, job_dir)
+        path = launching.resolve_checkpoint_dir(spec.checkpoint_dir, workdir, job_dir)
+        return self._checkpoint_times.last(job_id, path)
 
     # ------------------------------------------------------------------------------------ close
 
