@@ -17,7 +17,7 @@ import pytest
 from aidc.domain.decisions import NodeAssignment, Placement
 from aidc.domain.nodes import NodeState
 from aidc.domain.resources import Resources
-from aidc.sched import placer as placer_module
+from aidc.sched import kinds as kinds_module
 from aidc.sched.capacity import NodeCapacity, Request, build_capacities
 from aidc.sched.config import PlacementConfig
 from aidc.sched.fairshare import Capacity
@@ -181,7 +181,7 @@ def test_scored_placement_matches_brute_force(weights: dict[str, float]) -> None
 
 
 def test_kinds_with_exact_cpus_and_memory_when_there_are_too_many_amounts(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(placer_module, "MAX_STEPS", 1)
+    monkeypatch.setattr(kinds_module, "MAX_STEPS", 1)
     assert check_against_brute_force({"fgd": 1}, range(30)) > 0
 
 
@@ -277,3 +277,24 @@ def test_the_naive_placer_decides_like_the_indexed_one() -> None:
         }
     with pytest.raises(ValueError, match="best fit only"):
         NaivePlacer([], [], PlacementConfig(scorers={"fgd": 1}))
+
+
+def test_within_a_kind_linear_scores_still_tell_nodes_apart() -> None:
+    # Same GPUs and capacities, both with room for the job: one kind for the kinds' steps, yet spread
+    # wants the one with more CPUs free and best fit (in a sum) the one with fewer.
+    nodes = [node("n1", cpus=64), node("n2", cpus=64)]
+    running = [alloc(1, {"n1": []}, cpus=10), alloc(2, {"n2": []}, cpus=20)]
+    r = req(cpus=1)
+    assert names(Placer(nodes, running, PlacementConfig(scorers={"spread": 1}), [r]).find(r)) == ["n1"]
+    mixed = PlacementConfig(scorers={"bestfit": 1, "packing": 1})
+    assert names(Placer(nodes, running, mixed, [r]).find(r)) == ["n2"]
+
+
+def test_nodes_of_different_capacities_are_different_kinds() -> None:
+    # 8 CPUs free on both; n1 has 16 in all (half free), n2 has 8 (all free): spread prefers n2.
+    nodes = [node("n1", cpus=16), node("n2", cpus=8)]
+    running = [alloc(1, {"n1": []}, cpus=8)]
+    for weights in ({"spread": 1.0}, {"dotprod": 1.0, "spread": 1.0}):
+        assert names(Placer(nodes, running, PlacementConfig(scorers=weights), [req(cpus=1)]).find(req(cpus=1))) == [
+            "n2"
+        ]

@@ -32,6 +32,7 @@ class Needs(StrEnum):
     """What of a node a score reads, besides its GPUs (models and free milli of each)."""
 
     CPU_MEMORY = "cpu-memory"  # the free CPUs and memory, exactly
+    CPU_MEMORY_LINEAR = "cpu-memory-linear"  # free CPUs and memory, linearly (`slopes`), where the request fits
     CPU_MEMORY_STEPS = "cpu-memory-steps"  # only whether free CPUs/memory reach the `steps()` amounts
     DEMANDS = "demands"  # the GPU demands of the work on the node (NodeCapacity.demands)
     NAME = "name"  # the node's name: every node scores on its own
@@ -70,6 +71,12 @@ class Scorer(ABC):
         """With `scores_sets`: groups of `nodes` (kept in their order) within which a gang's set is worth
         trying, e.g. the nodes of one switch."""
         return []
+
+    def slopes(self, node: NodeCapacity) -> tuple[float, float]:
+        """With `Needs.CPU_MEMORY_LINEAR`: how much the score rises per free milli-CPU and per free byte
+        of memory, on any node of this one's capacities and GPU state where the request fits; the
+        same for every request."""
+        return 0.0, 0.0
 
     def steps(self) -> tuple[frozenset[int], frozenset[int]]:
         """With `Needs.CPU_MEMORY_STEPS`: the milli-CPU and byte amounts the score compares a node's free

@@ -20,20 +20,37 @@ def _fraction(free: float, total: float) -> float:
     return min(1.0, max(0.0, free / total))
 
 
+def _total_weight(node: NodeCapacity) -> float:
+    return (
+        (GPU_WEIGHT if node.gpu_models else 0.0)
+        + (CPU_WEIGHT if node.cpus_m else 0.0)
+        + (MEMORY_WEIGHT if node.memory else 0.0)
+    )
+
+
+def left_slopes(node: NodeCapacity) -> tuple[float, float]:
+    """How much 100 x `left_after` rises per free milli-CPU and per free byte (while the request fits,
+    no fraction is clamped)."""
+    weights = _total_weight(node)
+    if not weights:
+        return 0.0, 0.0
+    per_cpu = MAX_SCORE * CPU_WEIGHT / (weights * node.cpus_m) if node.cpus_m else 0.0
+    per_byte = MAX_SCORE * MEMORY_WEIGHT / (weights * node.memory) if node.memory else 0.0
+    return per_cpu, per_byte
+
+
 def left_after(node: NodeCapacity, req: Request) -> float:
     """What the node has left once it took `req`, 0..1: the weighted mean of the fractions left of
     its GPUs, CPUs and memory."""
     taken = req.gpus * req.gpu_milli
-    total = weights = 0.0
+    total = 0.0
+    weights = _total_weight(node)
     if node.gpu_models:
         total += GPU_WEIGHT * _fraction(node.gpu_milli_free - taken, node.gpu_milli_total)
-        weights += GPU_WEIGHT
     if node.cpus_m:
         total += CPU_WEIGHT * _fraction(node.free_cpus_m - req.cpus_m, node.cpus_m)
-        weights += CPU_WEIGHT
     if node.memory:
         total += MEMORY_WEIGHT * _fraction(node.free_memory - req.memory, node.memory)
-        weights += MEMORY_WEIGHT
     return total / weights if weights else 0.0
 
 
@@ -49,10 +66,14 @@ class BestFit(Scorer):
     that order, not always equal to it."""
 
     name = "bestfit"
-    needs = frozenset({Needs.CPU_MEMORY})
+    needs = frozenset({Needs.CPU_MEMORY_LINEAR})
 
     def score(self, node: NodeCapacity, req: Request, share: int | None, job_id: int) -> float:
         return MAX_SCORE * (1.0 - left_after(node, req))
+
+    def slopes(self, node: NodeCapacity) -> tuple[float, float]:
+        per_cpu, per_byte = left_slopes(node)
+        return -per_cpu, -per_byte
 
 
 @register_scorer
@@ -61,10 +82,13 @@ class Spread(Scorer):
     load out and leaves room for jobs to grow, at the price of fragmentation."""
 
     name = "spread"
-    needs = frozenset({Needs.CPU_MEMORY})
+    needs = frozenset({Needs.CPU_MEMORY_LINEAR})
 
     def score(self, node: NodeCapacity, req: Request, share: int | None, job_id: int) -> float:
         return MAX_SCORE * left_after(node, req)
+
+    def slopes(self, node: NodeCapacity) -> tuple[float, float]:
+        return left_slopes(node)
 
 
 @register_scorer
