@@ -20,6 +20,7 @@ duration; history and decayed usage for sjf and fair share. All seeded.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import random
 import statistics
@@ -46,6 +47,7 @@ from aidc.sched.reference import ReferenceScheduler
 from aidc.sched.snapshot import Allocation, PendingJob, Snapshot
 
 GiB = 2**30
+GC_THRESHOLDS = (50_000, 50, 1000)  # what `aidc up` sets (server/run.py): cycles are timed as they run there
 NOW = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC)
 # (share of nodes, name prefix, GPUs, GPU model, CPUs, memory)
 NODE_MIX = (
@@ -192,6 +194,7 @@ def timed(run: Callable[[], list[Decision]], repeat: int) -> tuple[list[float], 
     times: list[float] = []
     result: list[Decision] = []
     for _ in range(repeat):
+        gc.collect()  # each cycle starts from the same heap, not one full of the last cycle's garbage
         t0 = time.perf_counter()
         result = run()
         times.append(time.perf_counter() - t0)
@@ -213,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
+    gc.set_threshold(*GC_THRESHOLDS)
     sizes = sorted(int(x) for x in args.jobs.split(","))
 
     rng = random.Random(args.seed)
@@ -264,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report(f: dict[str, object]) -> None:
-    console = Console()
+    console = Console(width=max(130, Console().width))
     sizes = f["sizes"]
     assert isinstance(sizes, list)
     console.print(

@@ -2,20 +2,18 @@
 
 No I/O, so the simulator runs the very same code."""
 
+from aidc.sched.config import SchedulerConfig
+from aidc.sched.cycle import CyclePlan, PolicyScheduler
 from aidc.sched.placement import fits_anywhere
-from aidc.sched.priority_fifo import PriorityFifoScheduler
-from aidc.sched.registry import DEFAULT_SCHEDULER, register, scheduler_by_name, scheduler_names
 from aidc.sched.snapshot import Allocation, PendingJob, Scheduler, Snapshot
 
 __all__ = [
-    "DEFAULT_SCHEDULER",
     "Allocation",
+    "CyclePlan",
     "PendingJob",
-    "PriorityFifoScheduler",
+    "PolicyScheduler",
     "Scheduler",
+    "SchedulerConfig",
     "Snapshot",
     "fits_anywhere",
-    "register",
-    "scheduler_by_name",
-    "scheduler_names",
 ]

@@ -30,14 +30,17 @@ the resources left after all of the cycle's starts.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from aidc.domain.decisions import Decision, Start, Wait
+from aidc.domain.nodes import Node
+from aidc.domain.resources import Resources
 from aidc.sched.admission import as_utc, backoff_reason, unknown_queue_reason
 from aidc.sched.backfill import Reservation, plan_reservation
 from aidc.sched.capacity import NodeCapacity, Request, model_matches
-from aidc.sched.config import SchedulerConfig
+from aidc.sched.config import PlacementConfig, SchedulerConfig
 from aidc.sched.dependencies import dependency_decision
 from aidc.sched.estimates import Estimator
 from aidc.sched.ordering import JobOrder, OrderingContext, order_jobs
@@ -48,6 +51,9 @@ from aidc.sched.scoring import scorer_names
 from aidc.sched.snapshot import Allocation, PendingJob, Snapshot
 
 __all__ = ["CyclePlan", "PolicyScheduler"]
+
+
+PlacerFactory = Callable[[Sequence[Node], Iterable[Allocation], PlacementConfig, Sequence[Request]], Placer]
 
 
 @dataclass(frozen=True)
@@ -70,8 +76,14 @@ class PolicyScheduler:
     """Configured by a `SchedulerConfig`; raises ValueError naming the field when the config names an
     unknown placement scorer."""
 
-    def __init__(self, config: SchedulerConfig | None = None) -> None:
+    def __init__(self, config: SchedulerConfig | None = None, *, placer: PlacerFactory = Placer) -> None:
+        """`placer` builds each cycle's placer; tests pass the brute-force `reference.NaivePlacer`."""
         self.config = config or SchedulerConfig()
+        self._placer = placer
+        # The comparable form of each pending job's request, kept from one cycle to the next for the jobs
+        # still pending with the very same resources object (the control plane and the simulator keep
+        # their PendingJob objects): a cache only, decisions never depend on it.
+        self._requests: RequestMemo = {}
         known = scorer_names()
         for name in self.config.placement.scorers:
             if name not in known:
@@ -84,25 +96,41 @@ class PolicyScheduler:
 
     def plan(self, snapshot: Snapshot, now: datetime) -> CyclePlan:
         """`schedule`, with the reservation it made."""
-        cycle = _Cycle(self.config, snapshot, as_utc(now))
+        cycle = _Cycle(self.config, snapshot, as_utc(now), self._placer, self._requests)
+        self._requests = {job_id: cycle.memo[job_id] for job_id in cycle.request_of}
         decisions = cycle.run()
         return CyclePlan(decisions, cycle.reservation)
 
 
 class _Cycle:
-    def __init__(self, config: SchedulerConfig, snapshot: Snapshot, now: datetime) -> None:
+    def __init__(
+        self, config: SchedulerConfig, snapshot: Snapshot, now: datetime, placer: PlacerFactory, memo: RequestMemo
+    ) -> None:
         self.config = config
         self.snapshot = snapshot
         self.now = now
         self.decisions: list[Decision] = []
         self.estimator = Estimator(snapshot.history)
-        workload = [Request.of(j.resources, j.num_nodes) for j in snapshot.pending]
-        self.placer = Placer(snapshot.nodes, snapshot.running, config.placement, workload)
+        self.memo = memo
+        self.request_of = _requests(snapshot.pending, memo)
+        requests = list(self.request_of.values())
+        # Only scorers beyond best fit read the workload (FGD's target distribution).
+        workload = () if set(config.placement.scorers) == {"bestfit"} else requests
+        self.placer = placer(snapshot.nodes, snapshot.running, config.placement, workload)
         self.ledger = CohortLedger(snapshot.queues, snapshot.running, self._model_of)
         self.started: list[Started] = []
         self.reservation: Reservation | None = None
-        self.unfit: list[tuple[int, Request]] = []  # (position in decisions, request): reasons come last
+        self.unfit: list[tuple[int, int, Request]] = []  # (position in decisions, job id, request): reasons come last
+        # Within a cycle usage only grows: a (queue, request, model) over quota once stays over. Their
+        # reasons, like the unfit ones, are written at the end, against the final usage.
+        self.over_quota: list[tuple[int, int, str, Request, str | None]] = []
+        self.quota_failed: set[tuple[str, Request, str | None]] = set()
         self.failed: set[tuple[Request, bool]] = set()  # shapes that found no nodes (without/with the reservation)
+        # Per queue: has it any limit (quota, or a cohort)? is it in a cohort? has it per-model GPU quotas?
+        self.queue_traits = {
+            name: (not q.quota.unlimited or q.cohort is not None, q.cohort is not None, bool(q.quota.gpu_models))
+            for name, q in snapshot.queues.items()
+        }
         self.preemptor = Preemptor(config, snapshot, now, self.placer, self.ledger, self.estimator)
 
     def _model_of(self, alloc: Allocation) -> str | None:
@@ -111,12 +139,14 @@ class _Cycle:
     def run(self) -> list[Decision]:
         snapshot, decisions = self.snapshot, self.decisions
         eligible: list[PendingJob] = []
+        blocked: list[Decision] = []
         for job in snapshot.pending:
-            blocked = self._before_resources(job)
-            if blocked is None:
+            found = self._before_resources(job)
+            if found is None:
                 eligible.append(job)
             else:
-                decisions.append(blocked)
+                blocked.append(found)
+        decisions.extend(sorted(blocked, key=lambda d: d.job_id))  # in an order the input's order cannot change
         ctx = OrderingContext(
             queues=snapshot.queues,
             running=snapshot.running,
@@ -141,29 +171,25 @@ class _Cycle:
     def _consider(self, job: PendingJob, order: JobOrder, borrowers: list[PendingJob] | None) -> None:
         """Start `job`, or record why it waits; a job that would borrow is put in `borrowers` when given."""
         decisions = self.decisions
-        req = Request.of(job.resources, job.num_nodes)
-        queue = self.snapshot.queues[job.queue]
-        why = self.ledger.check(job.queue, req, job.resources.gpu_type)
-        if why is not None:
-            decisions.append(self._quota_blocked(job, req, why))
-            return
-        if (
-            borrowers is not None
-            and queue.cohort is not None
-            and not self.ledger.within_nominal(job.queue, req, job.resources.gpu_type)
-        ):
-            borrowers.append(job)
-            return
-        exclude = self._reserved_for_others(job)
+        req = self.request_of[job.id]
+        limited, in_cohort, model_quotas = self.queue_traits[job.queue]
+        if limited:
+            if not self._within_quota(job, req, job.resources.gpu_type):
+                return
+            if (
+                borrowers is not None
+                and in_cohort
+                and not self.ledger.within_nominal(job.queue, req, job.resources.gpu_type)
+            ):
+                borrowers.append(job)
+                return
+        exclude = _NO_NODES if self.reservation is None else self._reserved_for_others(job)
         key = (req, bool(exclude))
         nodes = None if key in self.failed else self.placer.find(req, exclude, job.id)
         if nodes is not None:
-            model = _model_for(nodes[0], req)
-            if queue.quota.gpu_models or queue.cohort is not None:
-                why = self.ledger.check(job.queue, req, model)
-                if why is not None:
-                    decisions.append(self._quota_blocked(job, req, why))
-                    return
+            model = _model_for(nodes[0], req) if req.gpus else None
+            if model_quotas and not self._within_quota(job, req, model):
+                return
             self._start(job, req, nodes, model)
             order.started(job, req)
             return
@@ -178,8 +204,8 @@ class _Cycle:
             return
         if self.config.backfill and self.reservation is None:
             self.reservation = plan_reservation(job, req, self.placer, self._ends(), self.now)
-        self.unfit.append((len(decisions), req))
-        decisions.append(Wait(job.id, ""))
+        self.unfit.append((len(decisions), job.id, req))
+        decisions.append(_PLACEHOLDER)
 
     # ---------------------------------------------------------------- before resources
 
@@ -200,7 +226,8 @@ class _Cycle:
 
     def _start(self, job: PendingJob, req: Request, nodes: list[NodeCapacity], model: str | None) -> None:
         placement = self.placer.take(nodes, req)
-        self.ledger.charge(job.queue, req, model)
+        if self.queue_traits[job.queue][0]:  # a queue with no limit is never checked: no need to count
+            self.ledger.charge(job.queue, req, model)
         self.decisions.append(Start(job.id, placement))
         if self.config.backfill:
             estimate = self.estimator.estimate(job)
@@ -219,11 +246,21 @@ class _Cycle:
             ends = None if estimate is None else self.now + timedelta(seconds=estimate)
             self.started.append(Started(allocation, ends))
 
-    def _quota_blocked(self, job: PendingJob, req: Request, why: str) -> Wait:
-        """A job over its queue's quota waits; with preemption on, a queue still under its nominal quota
-        reclaims what others borrowed."""
-        reclaiming = self.preemptor.reclaim(job, req)
-        return Wait(job.id, reclaiming if reclaiming is not None else why)
+    def _within_quota(self, job: PendingJob, req: Request, model: str | None) -> bool:
+        """True when `job` may start within its queue's quota (and cohort). Otherwise it waits; with
+        preemption on, a queue still under its nominal quota reclaims what others borrowed."""
+        key = (job.queue, req, model)
+        if key not in self.quota_failed:
+            if self.ledger.check(job.queue, req, model) is None:
+                return True
+            self.quota_failed.add(key)
+        reclaiming = self.preemptor.reclaim(job, req) if self.config.preemption.enabled else None
+        if reclaiming is not None:
+            self.decisions.append(Wait(job.id, reclaiming))
+        else:
+            self.over_quota.append((len(self.decisions), job.id, job.queue, req, model))
+            self.decisions.append(_PLACEHOLDER)
+        return False
 
     # ---------------------------------------------------------------- backfill
 
@@ -258,16 +295,43 @@ class _Cycle:
     # ---------------------------------------------------------------- reasons
 
     def _write_unfit_reasons(self) -> None:
+        quota_reasons: dict[tuple[str, Request, str | None], str] = {}
+        for position, job_id, queue, req, model in self.over_quota:
+            key = (queue, req, model)
+            why = quota_reasons.get(key)
+            if why is None:
+                why = quota_reasons[key] = self.ledger.check(queue, req, model) or "over quota"
+            self.decisions[position] = Wait(job_id, why)
         reasons: dict[Request, str] = {}
-        for position, req in self.unfit:
+        for position, job_id, req in self.unfit:
             reason = reasons.get(req)
             if reason is None:
                 reason = reasons[req] = self.placer.explain_unfit(req)
-            job_id = self.decisions[position].job_id
             reservation = self.reservation
             if reservation is not None and reservation.job_id == job_id:
                 reason = f"{reason}; {reservation.holder_text()}"
             self.decisions[position] = Wait(job_id, reason)
+
+
+RequestMemo = dict[int, tuple[Resources, int, Request]]
+
+
+def _requests(pending: Sequence[PendingJob], memo: RequestMemo) -> dict[int, Request]:
+    """Each job's `Request`, from `memo` when the job still has the same resources object and nodes;
+    `memo` is updated in place with what was built."""
+    out: dict[int, Request] = {}
+    for job in pending:
+        known = memo.get(job.id)
+        if known is not None and known[0] is job.resources and known[1] == job.num_nodes:
+            out[job.id] = known[2]
+        else:
+            req = out[job.id] = Request.of(job.resources, job.num_nodes)
+            memo[job.id] = (job.resources, job.num_nodes, req)
+    return out
+
+
+_NO_NODES: frozenset[str] = frozenset()
+_PLACEHOLDER = Wait(0, "")  # where a reason written at the end of the cycle goes
 
 
 def _model_for(node: NodeCapacity, req: Request) -> str | None:

@@ -1,25 +1,25 @@
 """Placement written the plain way: the executable specification of the indexed best-fit path.
 
-`ReferenceScheduler` is the priority-FIFO policy of `priority_fifo` with it: for every job it runs the
-filter chain over every node and sorts the survivors by best-fit key; for every job that does not fit
-it runs the chain over every node again at the end of the cycle to count the reasons. No index, no
-memory of failed shapes. Slow on purpose (O(jobs x nodes)): unit tests check that
-`PriorityFifoScheduler` gives exactly the same decisions, shares of GPUs included.
+`NaivePlacer` has the `Placer` interface (best fit only): for every request it runs the filter chain
+over every node and sorts the survivors by best-fit key; to explain a request that fits nowhere it runs
+the chain over every node again. No index, no kinds. Slow on purpose (O(jobs x nodes)).
 
-`NaivePlacer` is the same brute force behind the `Placer` interface (best fit only), for a scheduler
-that takes its placer as a parameter to be compared with its indexed self."""
+`ReferenceScheduler` is the scheduler's own cycle (`cycle.PolicyScheduler`) with `NaivePlacer`: unit
+tests and the benchmark check that the indexed scheduler gives exactly the same decisions, shares of
+GPUs included. Ordering, quotas and the other policies have their own oracles in their tests."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence, Set
 from datetime import datetime
+from typing import cast
 
-from aidc.domain.decisions import Decision, Placement, Start, Wait
+from aidc.domain.decisions import Decision, Placement
 from aidc.domain.nodes import Node, NodeState
-from aidc.sched.admission import QuotaLedger, admission_wait, as_utc, job_order
 from aidc.sched.capacity import NodeCapacity, Request, build_capacities, unhold
-from aidc.sched.config import PlacementConfig
+from aidc.sched.config import PlacementConfig, SchedulerConfig
+from aidc.sched.cycle import PlacerFactory, PolicyScheduler
 from aidc.sched.fairshare import Capacity
 from aidc.sched.placement import assign, choose_nodes, first_rejection, summary_text
 from aidc.sched.reasons import unfit_reason
@@ -27,41 +27,14 @@ from aidc.sched.snapshot import Allocation, Snapshot
 
 
 class ReferenceScheduler:
-    """Same ordering, admission, placement and reasons as `PriorityFifoScheduler`, by brute
-    force."""
+    """The scheduler's cycle with `NaivePlacer`: the same ordering, quotas and reasons, placement by brute
+    force. Only best-fit placement (the default) is supported."""
+
+    def __init__(self, config: SchedulerConfig | None = None) -> None:
+        self._inner = PolicyScheduler(config, placer=cast("PlacerFactory", NaivePlacer))
 
     def schedule(self, snapshot: Snapshot, now: datetime) -> list[Decision]:
-        now = as_utc(now)
-        nodes = list(build_capacities(snapshot.nodes, snapshot.running).values())
-        ledger = QuotaLedger(snapshot.running)
-        decisions: list[Decision] = []
-        unfit: list[tuple[int, int, Request]] = []
-        for job in job_order(snapshot.pending):
-            req = Request.of(job.resources, job.num_nodes)
-            why = admission_wait(job, req, snapshot.queues, ledger, now)
-            if why is not None:
-                decisions.append(Wait(job.id, why))
-                continue
-            chosen = choose_nodes((n for n in nodes if first_rejection(n, req) is None), req)
-            if chosen is None:
-                unfit.append((len(decisions), job.id, req))
-                decisions.append(Wait(job.id, ""))
-                continue
-            placement = Placement(assignments=tuple(assign(node, req) for node in chosen))
-            decisions.append(Start(job.id, placement))
-            ledger.charge(job.queue, req)
-        # Reasons are written against the state at the end of the cycle (see priority_fifo).
-        for position, job_id, req in unfit:
-            counts: Counter[str] = Counter()
-            fitting = 0
-            for node in nodes:
-                kind = first_rejection(node, req)
-                if kind is None:
-                    fitting += 1
-                else:
-                    counts[summary_text(kind, node, req)] += 1
-            decisions[position] = Wait(job_id, unfit_reason(req, nodes, fitting, counts))
-        return decisions
+        return self._inner.schedule(snapshot, now)
 
 
 class NaivePlacer:

@@ -8,32 +8,33 @@ from datetime import timedelta
 import pytest
 
 from aidc.domain.queues import Queue
-from aidc.sched.admission import QuotaLedger, backoff_reason
-from aidc.sched.priority_fifo import PriorityFifoScheduler
+from aidc.sched.admission import backoff_reason
+from aidc.sched.cycle import PolicyScheduler
+from aidc.sched.quota import CohortLedger
 
 from .factories import NOW, GiB, alloc, by_id, job, node, queue, reason, snapshot, started
 
 
 def test_unknown_queue_waits_with_its_name() -> None:
-    out = PriorityFifoScheduler().schedule(snapshot([node("n1")], [job(1, queue="nope")]), NOW)
+    out = PolicyScheduler().schedule(snapshot([node("n1")], [job(1, queue="nope")]), NOW)
     assert reason(out[0]) == "queue nope does not exist"
 
 
 def test_unknown_queue_is_said_before_backoff() -> None:
     later = NOW + timedelta(minutes=5)
-    out = PriorityFifoScheduler().schedule(snapshot([node("n1")], [job(1, queue="nope", not_before=later)]), NOW)
+    out = PolicyScheduler().schedule(snapshot([node("n1")], [job(1, queue="nope", not_before=later)]), NOW)
     assert reason(out[0]) == "queue nope does not exist"
 
 
 def test_job_in_backoff_waits_until_the_time_given() -> None:
     later = NOW + timedelta(seconds=90)
-    out = PriorityFifoScheduler().schedule(snapshot([node("n1")], [job(1, not_before=later)]), NOW)
+    out = PolicyScheduler().schedule(snapshot([node("n1")], [job(1, not_before=later)]), NOW)
     assert reason(out[0]) == "retry backoff until 12:01:30 UTC"
 
 
 @pytest.mark.parametrize("offset", [timedelta(0), timedelta(seconds=-1)])
 def test_backoff_over_starts(offset: timedelta) -> None:
-    out = PriorityFifoScheduler().schedule(snapshot([node("n1")], [job(1, not_before=NOW + offset)]), NOW)
+    out = PolicyScheduler().schedule(snapshot([node("n1")], [job(1, not_before=NOW + offset)]), NOW)
     assert started(out[0]).nodes == ("n1",)
 
 
@@ -51,14 +52,14 @@ def test_naive_backoff_time_is_utc() -> None:
 
 def test_job_in_backoff_takes_nothing() -> None:
     jobs = [job(1, gpus=1, priority=5, not_before=NOW + timedelta(seconds=5)), job(2, gpus=1)]
-    out = by_id(PriorityFifoScheduler().schedule(snapshot([node("n1", gpus=1)], jobs), NOW))
+    out = by_id(PolicyScheduler().schedule(snapshot([node("n1", gpus=1)], jobs), NOW))
     assert started(out[2]).nodes == ("n1",)
 
 
 def test_gpu_quota_counts_running_work_times_its_nodes() -> None:
     nodes = [node(f"n{i}", gpus=8) for i in range(1, 4)]
     running = [alloc(100, {"n1": [0, 1], "n2": [0, 1]}, queue="gpu-team")]  # 2 GPUs x 2 nodes
-    out = PriorityFifoScheduler().schedule(
+    out = PolicyScheduler().schedule(
         snapshot(nodes, [job(1, gpus=2, queue="gpu-team")], running, [queue("gpu-team", gpus=4)]),
         NOW,
     )
@@ -68,7 +69,7 @@ def test_gpu_quota_counts_running_work_times_its_nodes() -> None:
 def test_quota_counts_jobs_started_in_the_same_cycle() -> None:
     jobs = [job(i, gpus=2, queue="gpu-team", submitted=i) for i in range(1, 4)]
     out = by_id(
-        PriorityFifoScheduler().schedule(snapshot([node("n1", gpus=8)], jobs, queues=[queue("gpu-team", gpus=4)]), NOW)
+        PolicyScheduler().schedule(snapshot([node("n1", gpus=8)], jobs, queues=[queue("gpu-team", gpus=4)]), NOW)
     )
     assert started(out[1])
     assert started(out[2])
@@ -77,7 +78,7 @@ def test_quota_counts_jobs_started_in_the_same_cycle() -> None:
 
 def test_quota_counts_a_gang_job_times_its_nodes() -> None:
     nodes = [node("n1", gpus=8), node("n2", gpus=8)]
-    out = PriorityFifoScheduler().schedule(
+    out = PolicyScheduler().schedule(
         snapshot(nodes, [job(1, gpus=2, num_nodes=2, queue="q")], queues=[queue("q", gpus=3)]), NOW
     )
     assert reason(out[0]) == "queue q quota: 0 of 3 GPUs in use, job needs 4"
@@ -92,7 +93,7 @@ def test_cpu_and_memory_quotas() -> None:
         job(3, memory=24 * GiB, queue="mem"),
         job(4, memory=16 * GiB, queue="mem", submitted=1),
     ]
-    out = by_id(PriorityFifoScheduler().schedule(snapshot(nodes, jobs, queues=qs), NOW))
+    out = by_id(PolicyScheduler().schedule(snapshot(nodes, jobs, queues=qs), NOW))
     assert started(out[1])
     assert started(out[3])
     assert reason(out[2]) == "queue cpu quota: 6 of 8 CPUs in use, job needs 3"
@@ -102,7 +103,7 @@ def test_cpu_and_memory_quotas() -> None:
 def test_a_job_over_quota_leaves_resources_to_other_queues() -> None:
     jobs = [job(1, gpus=1, queue="capped", priority=9), job(2, gpus=1, queue="open")]
     out = by_id(
-        PriorityFifoScheduler().schedule(
+        PolicyScheduler().schedule(
             snapshot([node("n1", gpus=1)], jobs, queues=[queue("capped", gpus=0), Queue(name="open")]),
             NOW,
         )
@@ -112,13 +113,12 @@ def test_a_job_over_quota_leaves_resources_to_other_queues() -> None:
 
 
 def test_quota_ledger_counts_allocations_on_nodes_outside_the_snapshot() -> None:
-    ledger = QuotaLedger([alloc(1, {"gone": [0, 1]}, cpus=4, memory=8 * GiB, queue="q")])
-    used = ledger.used("q")
-    assert (used.gpus, used.cpus_m, used.memory) == (2, 4000, 8 * GiB)
-    assert (ledger.used("other").gpus, ledger.used("other").cpus_m) == (0, 0)
+    ledger = CohortLedger({"q": queue("q")}, [alloc(1, {"gone": [0, 1]}, cpus=4, memory=8 * GiB, queue="q")])
+    assert (ledger.used("q", "gpus"), ledger.used("q", "cpus"), ledger.used("q", "memory")) == (2000, 4000, 8 * GiB)
+    assert ledger.used("other", "gpus") == 0
 
 
 def test_a_job_for_no_nodes_waits_instead_of_starting_on_nothing() -> None:
     pending = replace(job(1), num_nodes=0)
-    out = PriorityFifoScheduler().schedule(snapshot([node("n1")], [pending]), NOW)
+    out = PolicyScheduler().schedule(snapshot([node("n1")], [pending]), NOW)
     assert reason(out[0]) == "num_nodes is 0; it must be at least 1"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aidc.domain.decisions import Start
 from aidc.sched.capacity import build_capacities
-from aidc.sched.priority_fifo import PriorityFifoScheduler
+from aidc.sched.cycle import PolicyScheduler
 
 from .factories import NOW, GiB, alloc, job, node, reason, snapshot, started
 
@@ -29,14 +29,14 @@ def test_allocations_on_unknown_nodes_are_ignored() -> None:
 
 def test_fractional_cpus_do_not_drift() -> None:
     running = [alloc(i, {"n1": []}, cpus=0.1) for i in range(3)]
-    out = PriorityFifoScheduler().schedule(snapshot([node("n1", cpus=1)], [job(1, cpus=0.7)], running), NOW)
+    out = PolicyScheduler().schedule(snapshot([node("n1", cpus=1)], [job(1, cpus=0.7)], running), NOW)
     assert started(out[0]).nodes == ("n1",)
 
 
 def test_held_resources_are_not_given_again() -> None:
     running = [alloc(100, {"n1": range(6)})]
     jobs = [job(1, gpus=4), job(2, gpus=2, submitted=1)]
-    out = PriorityFifoScheduler().schedule(snapshot([node("n1", gpus=8)], jobs, running), NOW)
+    out = PolicyScheduler().schedule(snapshot([node("n1", gpus=8)], jobs, running), NOW)
     assert not isinstance(out[0], Start)
     assert started(out[1]).assignments[0].gpus == (6, 7)
 
@@ -45,11 +45,11 @@ def test_wait_reasons_describe_the_cluster_after_the_cycles_starts() -> None:
     # Job 1 found 2 free GPUs, job 2 then took them: job 1 is told what it will find, 0 free.
     running = [alloc(100, {"n1": range(6)})]
     jobs = [job(1, gpus=4), job(2, gpus=2, submitted=1)]
-    out = PriorityFifoScheduler().schedule(snapshot([node("n1", gpus=8)], jobs, running), NOW)
+    out = PolicyScheduler().schedule(snapshot([node("n1", gpus=8)], jobs, running), NOW)
     assert reason(out[0]) == "needs 4 GPUs, node n1 has 0 free"
 
 
 def test_an_overcommitted_node_takes_nothing_and_reports_zero_free() -> None:
     running = [alloc(100, {"n1": []}, cpus=10)]
-    out = PriorityFifoScheduler().schedule(snapshot([node("n1", cpus=8)], [job(1, cpus=1)], running), NOW)
+    out = PolicyScheduler().schedule(snapshot([node("n1", cpus=8)], [job(1, cpus=1)], running), NOW)
     assert reason(out[0]) == "needs 1 CPU, node n1 has 0 free"

@@ -16,7 +16,7 @@ from aidc.domain.decisions import Decision, NodeAssignment, Placement, Start, Wa
 from aidc.domain.nodes import Node, NodeState
 from aidc.domain.resources import Resources
 from aidc.sched.capacity import Request
-from aidc.sched.priority_fifo import PriorityFifoScheduler
+from aidc.sched.cycle import PolicyScheduler
 from aidc.sched.reference import ReferenceScheduler
 from aidc.sched.snapshot import Allocation, PendingJob, Snapshot
 
@@ -114,7 +114,7 @@ def test_indexed_scheduler_matches_the_reference_on_random_snapshots() -> None:
     repeated_failures = shares_started = 0
     for seed in SEEDS:
         snap = random_snapshot(seed)
-        fast = PriorityFifoScheduler().schedule(snap, NOW)
+        fast = PolicyScheduler().schedule(snap, NOW)
         slow = ReferenceScheduler().schedule(snap, NOW)
         assert fast == slow, f"seed {seed}"
         repeated_failures += _repeated_unfit_shapes(snap, fast)
@@ -141,8 +141,8 @@ def _repeated_unfit_shapes(snap: Snapshot, decisions: list[Decision]) -> int:
 def test_same_snapshot_same_decisions_whatever_the_input_order() -> None:
     for seed in range(50):
         snap = random_snapshot(seed)
-        first = PriorityFifoScheduler().schedule(snap, NOW)
-        assert PriorityFifoScheduler().schedule(snap, NOW) == first
+        first = PolicyScheduler().schedule(snap, NOW)
+        assert PolicyScheduler().schedule(snap, NOW) == first
         rng = random.Random(seed)
         shuffled = Snapshot(
             nodes=tuple(rng.sample(snap.nodes, len(snap.nodes))),
@@ -150,12 +150,12 @@ def test_same_snapshot_same_decisions_whatever_the_input_order() -> None:
             running=tuple(rng.sample(snap.running, len(snap.running))),
             queues=snap.queues,
         )
-        assert PriorityFifoScheduler().schedule(shuffled, NOW) == first, f"seed {seed}"
+        assert PolicyScheduler().schedule(shuffled, NOW) == first, f"seed {seed}"
 
 
 def test_a_scheduler_instance_keeps_nothing_between_cycles() -> None:
-    sched = PriorityFifoScheduler()
+    sched = PolicyScheduler()
     a, b = random_snapshot(1), random_snapshot(2)
-    expected_b = PriorityFifoScheduler().schedule(b, NOW)
+    expected_b = PolicyScheduler().schedule(b, NOW)
     sched.schedule(a, NOW)
     assert sched.schedule(b, NOW) == expected_b

@@ -16,8 +16,8 @@ from aidc.domain.units import format_gpus, parse_gpus, split_gpus
 from aidc.sched import fits_anywhere
 from aidc.sched.capacity import Request, build_capacities
 from aidc.sched.config import PlacementConfig
+from aidc.sched.cycle import PolicyScheduler
 from aidc.sched.placer import Placer
-from aidc.sched.priority_fifo import PriorityFifoScheduler
 from aidc.sched.snapshot import Allocation, PendingJob
 
 from .factories import NOW, GiB, job, node, reason, snapshot, started
@@ -119,39 +119,37 @@ def test_overlapping_reports_never_make_a_gpu_look_free() -> None:
 def test_shares_fill_a_shared_gpu_before_a_whole_one() -> None:
     nodes = [node("n1", gpus=2)]
     jobs = [shared_job(1, 0.5), shared_job(2, 0.5, submitted=1), shared_job(3, 0.25, submitted=2)]
-    out = PriorityFifoScheduler().schedule(snapshot(nodes, jobs), NOW)
+    out = PolicyScheduler().schedule(snapshot(nodes, jobs), NOW)
     assert [started(d).assignments[0].gpus for d in out] == [(0,), (0,), (1,)]
 
 
 def test_a_share_takes_the_tightest_gpu_that_holds_it() -> None:
     running = [share(1, "n1", 0, 0.5), share(2, "n1", 1, 0.75), share(3, "n1", 2, 0.25)]
-    out = PriorityFifoScheduler().schedule(snapshot([node("n1", gpus=4)], [shared_job(4, 0.25)], running), NOW)
+    out = PolicyScheduler().schedule(snapshot([node("n1", gpus=4)], [shared_job(4, 0.25)], running), NOW)
     assert started(out[0]).assignments[0].gpus == (1,)  # 0.25 free: exactly enough
-    out = PriorityFifoScheduler().schedule(snapshot([node("n1", gpus=4)], [shared_job(4, 0.4)], running), NOW)
+    out = PolicyScheduler().schedule(snapshot([node("n1", gpus=4)], [shared_job(4, 0.4)], running), NOW)
     assert started(out[0]).assignments[0].gpus == (0,)  # 0.5 free: the least that holds 0.4
 
 
 def test_a_share_goes_to_the_node_left_with_fewest_whole_gpus() -> None:
     nodes = [node("big", gpus=8), node("small", gpus=1)]
     running = [share(1, "big", 3, 0.5)]
-    out = PriorityFifoScheduler().schedule(snapshot(nodes, [shared_job(2, 0.5)], running), NOW)
+    out = PolicyScheduler().schedule(snapshot(nodes, [shared_job(2, 0.5)], running), NOW)
     assert started(out[0]).assignments[0] == NodeAssignment("small", (0,))  # best fit: 0 whole GPUs left
 
 
 def test_whole_gpu_requests_never_use_a_shared_gpu() -> None:
-    out = PriorityFifoScheduler().schedule(
-        snapshot([node("n1", gpus=2)], [job(2, gpus=2)], [share(1, "n1", 0, 0.1)]), NOW
-    )
+    out = PolicyScheduler().schedule(snapshot([node("n1", gpus=2)], [job(2, gpus=2)], [share(1, "n1", 0, 0.1)]), NOW)
     assert reason(out[0]) == "needs 2 GPUs, node n1 has 1 free"
 
 
 def test_reasons_for_a_share_that_fits_nowhere() -> None:
     running = [share(1, "n1", 0, 0.75), share(2, "n1", 1, 1.0)]
-    one = PriorityFifoScheduler().schedule(snapshot([node("n1", gpus=2)], [shared_job(3, 0.5)], running), NOW)
+    one = PolicyScheduler().schedule(snapshot([node("n1", gpus=2)], [shared_job(3, 0.5)], running), NOW)
     assert reason(one[0]) == "needs 0.5 GPU, node n1 has at most 0.25 free on one GPU"
     nodes = [node("n1", gpus=2), node("n2", gpus=1, model="NVIDIA A100-SXM4-80GB"), node("cpu")]
     running.append(share(4, "n2", 0, 0.6))
-    many = PriorityFifoScheduler().schedule(snapshot(nodes, [shared_job(3, 0.5, "H100")], running), NOW)
+    many = PolicyScheduler().schedule(snapshot(nodes, [shared_job(3, 0.5, "H100")], running), NOW)
     assert reason(many[0]) == (
         "needs 0.5 H100 GPU x 1 node: no node fits "
         "(1 node: GPU model is NVIDIA A100-SXM4-80GB, not H100; 1 node: no GPU with 0.5 free; 1 node: no GPUs)"
@@ -209,7 +207,7 @@ def test_a_gpu_is_never_given_out_past_a_whole(
 def test_a_cycle_of_shares_never_overfills_a_gpu() -> None:
     nodes = [node(f"n{i}", gpus=2) for i in range(3)]
     jobs = [shared_job(i, a, submitted=i) for i, a in enumerate([0.3, 0.5, 0.25, 0.75, 0.5, 0.5, 0.9, 0.2, 0.4] * 3)]
-    out = PriorityFifoScheduler().schedule(snapshot(nodes, jobs), NOW)
+    out = PolicyScheduler().schedule(snapshot(nodes, jobs), NOW)
     used: dict[tuple[str, int], int] = defaultdict(int)
     amounts = {j.id: j.resources.gpu_milli for j in jobs}
     for d in out:

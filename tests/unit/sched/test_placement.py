@@ -11,8 +11,8 @@ from aidc.domain.decisions import Placement
 from aidc.domain.nodes import Node, NodeState
 from aidc.domain.resources import Resources
 from aidc.sched.capacity import NodeCapacity, Request, build_capacities
+from aidc.sched.cycle import PolicyScheduler
 from aidc.sched.placement import Misfit, Reject, best_fit_key, filter_nodes, place
-from aidc.sched.priority_fifo import PriorityFifoScheduler
 from aidc.sched.snapshot import Allocation
 
 from .factories import NOW, GiB, alloc, by_id, job, node, reason, snapshot, started
@@ -93,12 +93,12 @@ def test_single_node_cluster_reason_has_figures(held: dict[str, Any], want: dict
         )
     ]
     nodes = [node("host-1", gpus=2, cpus=8, memory=32 * GiB)]
-    out = PriorityFifoScheduler().schedule(snapshot(nodes, [job(1, **want)], running), NOW)
+    out = PolicyScheduler().schedule(snapshot(nodes, [job(1, **want)], running), NOW)
     assert reason(out[0]) == expected
 
 
 def test_single_node_cluster_reasons_for_state_model_and_no_gpus() -> None:
-    sched = PriorityFifoScheduler()
+    sched = PolicyScheduler()
     drained = snapshot([node("host-1", gpus=2, state=NodeState.DRAINED)], [job(1, gpus=1)])
     assert reason(sched.schedule(drained, NOW)[0]) == "node host-1 is DRAINED"
     a100 = snapshot([node("host-1", gpus=2, model="A100")], [job(1, gpus=1, gpu_type="H100")])
@@ -112,7 +112,7 @@ def test_many_nodes_reason_counts_nodes_per_reason() -> None:
     nodes += [node("a100-1", gpus=8, model="A100")]
     nodes += [node(f"drained-{i}", gpus=8, model="H100", state=NodeState.DRAINED) for i in range(2)]
     running = [alloc(100 + i, {f"busy-{i}": range(7)}) for i in range(3)]
-    out = PriorityFifoScheduler().schedule(snapshot(nodes, [job(1, gpus=2, gpu_type="H100")], running), NOW)
+    out = PolicyScheduler().schedule(snapshot(nodes, [job(1, gpus=2, gpu_type="H100")], running), NOW)
     assert reason(out[0]) == (
         "needs 2 H100 GPUs x 1 node: no node fits "
         "(3 nodes: not enough free GPUs; 2 nodes: DRAINED; 1 node: GPU model is A100, not H100)"
@@ -128,9 +128,7 @@ def test_many_reasons_are_folded_after_four() -> None:
         node("few-cpus", gpus=8, cpus=2),
         node("little-mem", gpus=8, memory=8 * GiB),
     ]
-    out = PriorityFifoScheduler().schedule(
-        snapshot(nodes, [job(1, gpus=2, gpu_type="H100", cpus=4, memory=16 * GiB)]), NOW
-    )
+    out = PolicyScheduler().schedule(snapshot(nodes, [job(1, gpus=2, gpu_type="H100", cpus=4, memory=16 * GiB)]), NOW)
     assert reason(out[0]) == (
         "needs 2 H100 GPUs x 1 node: no node fits (1 node: DOWN; 1 node: DRAINED; "
         "1 node: GPU model is A100, not H100; 1 node: no GPUs; 2 nodes: other reasons)"
@@ -139,7 +137,7 @@ def test_many_reasons_are_folded_after_four() -> None:
 
 def test_cpu_only_request_is_described_by_cpus_and_memory() -> None:
     nodes = [node("n1", cpus=2), node("n2", cpus=2)]
-    out = PriorityFifoScheduler().schedule(snapshot(nodes, [job(1, cpus=4, memory=16 * GiB)]), NOW)
+    out = PolicyScheduler().schedule(snapshot(nodes, [job(1, cpus=4, memory=16 * GiB)]), NOW)
     assert reason(out[0]) == "needs 4 CPUs, 16GiB x 1 node: no node fits (2 nodes: not enough free CPUs)"
 
 
@@ -162,13 +160,13 @@ def test_gpu_model_matching_uses_the_domain_rule(requested: str, model: str, mat
 
 def test_a_gpu_model_request_skips_a_better_fitting_node_of_another_model() -> None:
     nodes = [node("a100", gpus=1, model=A100), node("h100", gpus=8, model=H100)]
-    out = PriorityFifoScheduler().schedule(snapshot(nodes, [job(1, gpus=1, gpu_type="H100")]), NOW)
+    out = PolicyScheduler().schedule(snapshot(nodes, [job(1, gpus=1, gpu_type="H100")]), NOW)
     assert started(out[0]).nodes == ("h100",)
 
 
 def test_mixed_node_gives_the_lowest_indices_of_the_requested_model() -> None:
     mixed = node("mixed", models=[A100, A100, H100, H100])
-    sched = PriorityFifoScheduler()
+    sched = PolicyScheduler()
     out = sched.schedule(snapshot([mixed], [job(1, gpus=2, gpu_type="H100"), job(2, gpus=2)]), NOW)
     assert started(out[0]).assignments[0].gpus == (2, 3)
     assert started(out[1]).assignments[0].gpus == (0, 1)
@@ -178,7 +176,7 @@ def test_mixed_node_gives_the_lowest_indices_of_the_requested_model() -> None:
 
 def test_lowest_free_gpu_indices_are_given() -> None:
     running = [alloc(100, {"n1": [0, 2, 3]})]
-    out = PriorityFifoScheduler().schedule(
+    out = PolicyScheduler().schedule(
         snapshot([node("n1", gpus=8)], [job(1, gpus=2), job(2, gpus=2, submitted=1)], running), NOW
     )
     assert started(out[0]).assignments[0].gpus == (1, 4)
@@ -188,13 +186,13 @@ def test_lowest_free_gpu_indices_are_given() -> None:
 def test_best_fit_prefers_the_node_left_with_fewest_free_gpus() -> None:
     nodes = [node("empty", gpus=8), node("two-free", gpus=8), node("three-free", gpus=8)]
     running = [alloc(100, {"two-free": range(6)}), alloc(101, {"three-free": range(5)})]
-    out = PriorityFifoScheduler().schedule(snapshot(nodes, [job(1, gpus=2)], running), NOW)
+    out = PolicyScheduler().schedule(snapshot(nodes, [job(1, gpus=2)], running), NOW)
     assert started(out[0]).nodes == ("two-free",)
 
 
 def test_best_fit_ties_broken_by_free_cpus_then_memory_then_name() -> None:
     def pick(*nodes_: Node) -> str:
-        out = PriorityFifoScheduler().schedule(snapshot(nodes_, [job(1, gpus=1)]), NOW)
+        out = PolicyScheduler().schedule(snapshot(nodes_, [job(1, gpus=1)]), NOW)
         return started(out[0]).nodes[0]
 
     assert pick(node("b", gpus=2, cpus=32), node("a", gpus=2, cpus=64)) == "b"
@@ -204,7 +202,7 @@ def test_best_fit_ties_broken_by_free_cpus_then_memory_then_name() -> None:
 
 def test_cpu_job_prefers_a_node_without_free_gpus() -> None:
     nodes = [node("gpu", gpus=8, cpus=8), node("cpu", cpus=64)]
-    out = PriorityFifoScheduler().schedule(snapshot(nodes, [job(1, cpus=4)]), NOW)
+    out = PolicyScheduler().schedule(snapshot(nodes, [job(1, cpus=4)]), NOW)
     assert started(out[0]).nodes == ("cpu",)
     cpu, gpu = NodeCapacity.of(nodes[1]), NodeCapacity.of(nodes[0])
     assert best_fit_key(cpu, request(cpus=4)) < best_fit_key(gpu, request(cpus=4))
@@ -212,7 +210,7 @@ def test_cpu_job_prefers_a_node_without_free_gpus() -> None:
 
 def test_started_jobs_take_resources_for_the_rest_of_the_cycle() -> None:
     jobs = [job(1, gpus=2), job(2, gpus=2, submitted=1), job(3, gpus=2, submitted=2)]
-    out = by_id(PriorityFifoScheduler().schedule(snapshot([node("n1", gpus=4)], jobs), NOW))
+    out = by_id(PolicyScheduler().schedule(snapshot([node("n1", gpus=4)], jobs), NOW))
     assert started(out[1]).assignments[0].gpus == (0, 1)
     assert started(out[2]).assignments[0].gpus == (2, 3)
     assert reason(out[3]) == "needs 2 GPUs, node n1 has 0 free"
