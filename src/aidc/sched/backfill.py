@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from aidc.domain.nodes import NodeState
-from aidc.sched.capacity import NodeCapacity, Request
+from aidc.sched.capacity import NodeCapacity, Request, unhold
 from aidc.sched.placement import best_fit_key, first_rejection
 from aidc.sched.placer import Placer
 from aidc.sched.snapshot import Allocation, PendingJob
@@ -59,19 +59,13 @@ def plan_reservation(
             cap = pool.get(assignment.node)
             if cap is None:
                 continue
-            give_back(cap, alloc, assignment.gpus)
+            unhold(cap, alloc, assignment.gpus)
             if assignment.node not in fitting and first_rejection(cap, req) is None:
                 fitting.add(assignment.node)
         if len(fitting) >= req.num_nodes:
             chosen = _best(pool, fitting, req)
             return Reservation(job.id, max(end, now), frozenset(chosen), tuple(released))
     return None
-
-
-def give_back(cap: NodeCapacity, alloc: Allocation, gpus: tuple[int, ...]) -> None:
-    """Return what `alloc` holds on this node (its CPUs, memory and share of each of `gpus`)."""
-    res = alloc.resources
-    cap.give_back(round(res.cpus * 1000), res.memory, gpus, res.gpu_milli)
 
 
 def _best(pool: dict[str, NodeCapacity], names: set[str], req: Request) -> list[str]:

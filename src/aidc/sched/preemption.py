@@ -30,8 +30,7 @@ from aidc.domain.decisions import Preempt
 from aidc.domain.nodes import NodeState
 from aidc.domain.queues import Queue, TimeShare
 from aidc.sched.admission import as_utc
-from aidc.sched.backfill import give_back
-from aidc.sched.capacity import NodeCapacity, Request
+from aidc.sched.capacity import NodeCapacity, Request, unhold
 from aidc.sched.config import SchedulerConfig
 from aidc.sched.estimates import Estimator
 from aidc.sched.ordering import las_level
@@ -167,7 +166,7 @@ class Preemptor:
                 if assignment.node not in copied:
                     cap = pool[assignment.node] = cap.copy()
                     copied.add(assignment.node)
-                give_back(cap, alloc, assignment.gpus)
+                unhold(cap, alloc, assignment.gpus)
         return pool
 
     # ---------------------------------------------------------------- quota
@@ -266,7 +265,7 @@ def _fewest_on_node(cap: NodeCapacity, req: Request, ranked: list[Allocation]) -
 def _give_back_on(cap: NodeCapacity, alloc: Allocation) -> None:
     for assignment in alloc.placement.assignments:
         if assignment.node == cap.name:
-            give_back(cap, alloc, assignment.gpus)
+            unhold(cap, alloc, assignment.gpus)
 
 
 def _jobs(ids: list[int]) -> str:

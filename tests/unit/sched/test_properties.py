@@ -23,8 +23,7 @@ from aidc.domain.jobs import DependencyCondition, JobState
 from aidc.domain.nodes import Node
 from aidc.domain.queues import Queue, Quota, TimeShare
 from aidc.domain.resources import Resources
-from aidc.sched.backfill import give_back
-from aidc.sched.capacity import NodeCapacity, Request
+from aidc.sched.capacity import NodeCapacity, Request, hold, unhold
 from aidc.sched.config import OrderingPolicy, PlacementConfig, PreemptionConfig, SchedulerConfig
 from aidc.sched.cycle import PolicyScheduler
 from aidc.sched.placement import assign, first_rejection
@@ -240,9 +239,7 @@ def test_backfill_never_delays_the_reserved_job(case: tuple[Snapshot, SchedulerC
             )
     for alloc in allocations:
         for assignment in alloc.placement.assignments:
-            pool[assignment.node].take(
-                round(alloc.resources.cpus * 1000), alloc.resources.memory, assignment.gpus, alloc.resources.gpu_milli
-            )
+            hold(pool[assignment.node], alloc, assignment.gpus)
     for alloc in allocations:
         ends = None
         if alloc.estimated_duration is not None and alloc.started_at is not None and not alloc.preempting:
@@ -251,7 +248,7 @@ def test_backfill_never_delays_the_reserved_job(case: tuple[Snapshot, SchedulerC
             ends = None
         if ends is not None and ends <= reservation.start:
             for assignment in alloc.placement.assignments:
-                give_back(pool[assignment.node], alloc, assignment.gpus)
+                unhold(pool[assignment.node], alloc, assignment.gpus)
     fits = [name for name in reservation.nodes if first_rejection(pool[name], req) is None]
     assert len(fits) >= req.num_nodes, (reservation, fits)
 
