@@ -45,7 +45,7 @@ test: $(DEV_STAMP) lint typecheck contracts
 
 ## Unit tests only: no servers, no processes, seconds.
 test-fast: $(DEV_STAMP)
-	$(BIN)/pytest -q tests/unit
+	$(BIN)/pytest -q tests/unit -m "not slow"
 
 bench: $(DEV_STAMP)
 	bash scripts/install-test-deps.sh

@@ -51,9 +51,15 @@ def gpu_model_matches(requested: str, model: str) -> bool:
     """Does a requested GPU type (e.g. "H100", "a100-80gb") name this GPU model (e.g. "NVIDIA A100-SXM4-80GB")?
 
     Case-insensitive, on whole words in order, so both the short names people write and the full
-    names NVML reports work, while "A10" does not match "A100"."""
-    req, name = _normalize_model(requested), _normalize_model(model)
-    if req == name:
-        return True
-    req_words, name_words = req.split(), name.split()
-    return all(w in name_words for w in req_words)
+    names NVML reports work, while "A10" does not match "A100". Alternatives separated by '|'
+    ("V100M16|V100M32", as the Alibaba openb trace writes them) match a model that any one of them
+    names, each by the same whole-word rule; empty alternatives ("T4|") are ignored."""
+    name = _normalize_model(model)
+    name_words = name.split()
+    for alternative in requested.split("|"):
+        req = _normalize_model(alternative)
+        if not req:
+            continue
+        if req == name or all(w in name_words for w in req.split()):
+            return True
+    return False

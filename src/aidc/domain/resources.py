@@ -35,7 +35,11 @@ class Resources(BaseModel):
         "Set by writing gpus: 0.25",
     )
     gpu_type: str | None = Field(
-        default=None, min_length=1, max_length=64, description="GPU model, matched against a node's GPU model name"
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="GPU model, matched against a node's GPU model name; alternatives separated by '|' "
+        '(e.g. "V100M16|V100M32") match any of them',
     )
     cpus: float = Field(default=1.0, gt=0, le=MAX_CPUS_PER_NODE, description="CPU cores per node")
     memory: int = Field(

@@ -1,0 +1,119 @@
+"""What a simulation measured: job completion and queueing times, makespan, allocation, fairness, SLOs.
+
+- JCT (job completion time) = end - submit, and queueing delay = first start - submit, over the jobs
+  that finished (not cancelled; services that run to the end of the trace have no JCT).
+- Makespan: from the first submit to the last end.
+- GPU allocation ratio: time-weighted mean of allocated / total GPU capacity over the makespan.
+- Jain's fairness index across queues, of each queue's GPU-seconds received per GPU-second asked
+  (1 = every queue got the same share of what it asked; 1/n = one queue got everything).
+- Queueing SLO: the share of jobs that started within `slo_s` seconds of their submit.
+- Lost work: GPU-seconds of work redone after preemptions (goodput lost).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+from aidc.sim.engine import SimResult
+
+DEFAULT_SLO_S = 3600.0
+
+
+@dataclass(frozen=True)
+class Metrics:
+    jobs: int
+    finished: int
+    cancelled: int
+    mean_jct_s: float
+    median_jct_s: float
+    p95_jct_s: float
+    p99_jct_s: float
+    mean_queue_s: float
+    median_queue_s: float
+    p95_queue_s: float
+    p99_queue_s: float
+    makespan_s: float
+    gpu_allocation_ratio: float
+    jain_fairness: float
+    slo_s: float
+    slo_met_share: float
+    preemptions: int
+    gpu_seconds_lost: float
+    cycles: int
+
+    def as_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of `values`; 0 for none."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(1, round(q / 100 * len(ordered) + 0.5 - 1e-9))
+    return ordered[min(len(ordered), rank) - 1]
+
+
+def jain(values: Sequence[float]) -> float:
+    """Jain's fairness index: (sum x)^2 / (n * sum x^2); 1 when all are equal, 1 for an empty list."""
+    if not values or not any(values):
+        return 1.0
+    return sum(values) ** 2 / (len(values) * sum(v * v for v in values))
+
+
+def measure(result: SimResult, slo_s: float = DEFAULT_SLO_S) -> Metrics:
+    records = list(result.records.values())
+    finished = [r for r in records if r.ended_at is not None and not r.cancelled and r.started_at is not None]
+    jct = [r.ended_at - r.job.submit_time for r in finished if r.ended_at is not None]
+    started = [r for r in records if r.started_at is not None]
+    queue = [r.started_at - r.job.submit_time for r in started if r.started_at is not None]
+    first_submit = min((r.job.submit_time for r in records), default=0.0)
+    makespan = max(0.0, result.end_time - first_submit)
+    asked: dict[str, float] = defaultdict(float)
+    got: dict[str, float] = defaultdict(float)
+    for r in records:
+        gpus = r.job.num_gpus * r.job.gpu_milli / 1000 * r.job.num_nodes
+        asked[r.job.queue] += gpus * (r.job.duration or 0.0)
+        if r.started_at is not None:
+            end = r.ended_at if r.ended_at is not None else result.end_time
+            got[r.job.queue] += gpus * max(0.0, end - r.started_at)
+    shares = [got[q] / asked[q] for q in sorted(asked) if asked[q] > 0]
+    met = sum(1 for r in records if r.started_at is not None and r.started_at - r.job.submit_time <= slo_s)
+    lost = sum(r.lost_work * r.job.num_gpus * r.job.gpu_milli / 1000 * r.job.num_nodes for r in records)
+    return Metrics(
+        jobs=len(records),
+        finished=len(finished),
+        cancelled=sum(1 for r in records if r.cancelled),
+        mean_jct_s=statistics.fmean(jct) if jct else 0.0,
+        median_jct_s=statistics.median(jct) if jct else 0.0,
+        p95_jct_s=percentile(jct, 95),
+        p99_jct_s=percentile(jct, 99),
+        mean_queue_s=statistics.fmean(queue) if queue else 0.0,
+        median_queue_s=statistics.median(queue) if queue else 0.0,
+        p95_queue_s=percentile(queue, 95),
+        p99_queue_s=percentile(queue, 99),
+        makespan_s=makespan,
+        gpu_allocation_ratio=allocation_ratio(result, first_submit),
+        jain_fairness=jain(shares),
+        slo_s=slo_s,
+        slo_met_share=met / len(records) if records else 1.0,
+        preemptions=sum(r.preemptions for r in records),
+        gpu_seconds_lost=lost,
+        cycles=result.cycles,
+    )
+
+
+def allocation_ratio(result: SimResult, start: float = 0.0) -> float:
+    """Time-weighted mean allocated share of the cluster's GPU capacity from `start` to the end."""
+    if result.total_gpu_milli == 0 or result.end_time <= start:
+        return 0.0
+    area = 0.0
+    points = result.allocation
+    for (t0, held), (t1, _) in zip(points, [*points[1:], (result.end_time, 0)], strict=True):
+        lo, hi = max(t0, start), min(t1, result.end_time)
+        if hi > lo:
+            area += held * (hi - lo)
+    return area / (result.total_gpu_milli * (result.end_time - start))
