@@ -12,7 +12,7 @@ import typer
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
 from aidc import __version__
-from aidc.cli import cluster, jobs, sim
+from aidc.cli import cluster, jobs, sim, sim_run
 from aidc.cli.context import EXIT_USAGE, config, fail
 
 app = typer.Typer(
@@ -89,7 +89,8 @@ app.command()(jobs.logs)
 app.command()(cluster.nodes)
 app.command()(cluster.queues)
 app.add_typer(cluster.queue_app, name="queue")
-app.add_typer(sim.app, name="sim")
+app.add_typer(sim.app, name="sim")  # `sim_run` adds its commands to `sim.app` on import
+_ = sim_run
 
 
 def main() -> None:

@@ -1,0 +1,265 @@
+"""`aidc sim run` and `aidc sim compare`: replay a trace through the scheduler with one policy, or several
+side by side, and print job completion and queueing times, makespan, allocation and lost work.
+
+The engine builds a whole scheduling snapshot per event, so traces of a few thousand jobs take seconds;
+larger ones are slow until the incremental path lands (docs/simulator.md)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from aidc.cli import render
+from aidc.cli.context import EXIT_USAGE, fail
+from aidc.cli.sim import app, load_inputs
+
+if TYPE_CHECKING:
+    from aidc.domain.nodes import Node
+    from aidc.sched.config import SchedulerConfig
+    from aidc.sim.engine import CheckpointModel, FailureModel
+    from aidc.sim.workload import TraceJob
+
+TraceOpt = Annotated[str | None, typer.Option("--trace", help="Trace name (default: openb)")]
+TraceFileOpt = Annotated[Path | None, typer.Option("--trace-file", help="A trace file instead of a name")]
+FormatOpt = Annotated[str | None, typer.Option("--format", help="Format of --trace-file (e.g. csv)")]
+ClusterOpt = Annotated[
+    str | None, typer.Option("--cluster", help="Cluster name or cluster YAML (default: the trace's)")
+]
+PlacementOpt = Annotated[str, typer.Option("--placement", help='Scorer, or weights such as "fgd=3,bestfit=1"')]
+BackfillOpt = Annotated[bool, typer.Option("--backfill", help="EASY backfill")]
+PreemptionOpt = Annotated[bool, typer.Option("--preemption", help="Allow preemption (priority, reclaim)")]
+FailuresOpt = Annotated[
+    str | None, typer.Option("--failures", help="Node failures, e.g. mtbf_gpu_hours=50700,repair_hours=3")
+]
+CheckpointOpt = Annotated[
+    str | None, typer.Option("--checkpoint", help="How jobs checkpoint, e.g. interval=30m,cost=60s,restart=2m")
+]
+LimitOpt = Annotated[int | None, typer.Option("--jobs", min=1, help="Replay only the first N jobs")]
+SeedOpt = Annotated[int, typer.Option("--seed", min=0, help="Seed of the failure model")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the metrics as JSON")]
+ReportOpt = Annotated[Path | None, typer.Option("--report", help="Write report.md and metrics.json here")]
+
+
+@app.command()
+def run(
+    trace: TraceOpt = None,
+    trace_file: TraceFileOpt = None,
+    trace_format: FormatOpt = None,
+    cluster: ClusterOpt = None,
+    policy: Annotated[str, typer.Option("--policy", help="fifo, priority, sjf or fairshare")] = "priority",
+    placement: PlacementOpt = "bestfit",
+    backfill: BackfillOpt = False,
+    preemption: PreemptionOpt = False,
+    failures: FailuresOpt = None,
+    checkpoint: CheckpointOpt = None,
+    jobs: LimitOpt = None,
+    seed: SeedOpt = 0,
+    as_json: JsonOpt = False,
+    report: ReportOpt = None,
+) -> None:
+    """Replay a trace with one policy and print its metrics."""
+    compare(trace, trace_file, trace_format, cluster, [policy], placement, backfill, preemption, failures,
+            checkpoint, jobs, seed, as_json, report)  # fmt: skip
+
+
+@app.command()
+def compare(
+    trace: TraceOpt = None,
+    trace_file: TraceFileOpt = None,
+    trace_format: FormatOpt = None,
+    cluster: ClusterOpt = None,
+    policies: Annotated[
+        list[str] | None, typer.Option("--policy", help="Repeat for each policy to compare (default: all four)")
+    ] = None,
+    placement: PlacementOpt = "bestfit",
+    backfill: BackfillOpt = False,
+    preemption: PreemptionOpt = False,
+    failures: FailuresOpt = None,
+    checkpoint: CheckpointOpt = None,
+    jobs: LimitOpt = None,
+    seed: SeedOpt = 0,
+    as_json: JsonOpt = False,
+    report: ReportOpt = None,
+) -> None:
+    """Replay a trace with several ordering policies and print one table."""
+    from aidc.sched.config import OrderingPolicy
+
+    names = policies or [p.value for p in OrderingPolicy]
+    loaded, nodes, cluster_name = load_inputs(trace, trace_file, trace_format, cluster)
+    selected = list(loaded.jobs[:jobs] if jobs else loaded.jobs)
+    configs = [(name, _config(name, placement, backfill, preemption)) for name in names]
+    fail_model = _failures(failures, seed)
+    ckpt = _checkpoint(checkpoint)
+    rows = [_simulate(name, config, selected, nodes, ckpt, fail_model) for name, config in configs]
+    for row in rows:
+        row.update(trace=loaded.name, cluster=cluster_name, placement=placement, backfill=backfill)
+    if report is not None:
+        _write_report(report, rows, loaded.source)
+    if as_json:
+        print(json.dumps(rows[0] if len(rows) == 1 else rows, indent=2))
+        return
+    _print_table(rows, loaded.name, cluster_name, len(selected), loaded.source)
+
+
+def _config(policy: str, placement: str, backfill: bool, preemption: bool) -> SchedulerConfig:
+    from aidc.sched.config import OrderingPolicy, PreemptionConfig, SchedulerConfig
+    from aidc.sim.frag import parse_placement
+
+    try:
+        order = OrderingPolicy(policy)
+    except ValueError:
+        fail(f"--policy: unknown policy {policy!r}; known: {', '.join(p.value for p in OrderingPolicy)}", EXIT_USAGE)
+    try:
+        scorers = parse_placement(placement)
+    except ValueError as exc:
+        fail(f"--placement: {exc}", EXIT_USAGE)
+    return SchedulerConfig(
+        policy=order, placement=scorers, backfill=backfill, preemption=PreemptionConfig(enabled=preemption)
+    )
+
+
+def _pairs(option: str, text: str, known: Sequence[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        key = key.strip()
+        if not sep or key not in known:
+            fail(f"{option}: expected {','.join(k + '=...' for k in known)}, got {part.strip()!r}", EXIT_USAGE)
+        out[key] = value.strip()
+    return out
+
+
+def _failures(text: str | None, seed: int) -> FailureModel | None:
+    from aidc.domain.units import parse_duration
+    from aidc.sim.engine import FailureModel
+
+    if text is None:
+        return None
+    values = _pairs("--failures", text, ("mtbf_gpu_hours", "repair_hours", "repair"))
+    try:
+        mtbf = float(values.get("mtbf_gpu_hours", FailureModel.mtbf_gpu_hours))
+        repair = (
+            parse_duration(values["repair"])
+            if "repair" in values
+            else float(values.get("repair_hours", FailureModel.repair_s / 3600)) * 3600
+        )
+    except ValueError as exc:
+        fail(f"--failures: {exc}", EXIT_USAGE)
+    if mtbf <= 0 or repair < 0:
+        fail("--failures: mtbf_gpu_hours must be above 0 and the repair time not negative", EXIT_USAGE)
+    return FailureModel(mtbf_gpu_hours=mtbf, repair_s=repair, seed=seed)
+
+
+def _checkpoint(text: str | None) -> CheckpointModel | None:
+    from aidc.domain.units import parse_duration
+    from aidc.sim.engine import CheckpointModel
+
+    if text is None:
+        return None
+    values = _pairs("--checkpoint", text, ("interval", "cost", "restart"))
+    try:
+        seconds = {k: parse_duration(v) for k, v in values.items()}
+    except ValueError as exc:
+        fail(f"--checkpoint: {exc}", EXIT_USAGE)
+    if seconds.get("interval", 1) <= 0:
+        fail("--checkpoint: interval must be above 0", EXIT_USAGE)
+    return CheckpointModel(
+        interval=seconds.get("interval"), cost=seconds.get("cost", 0.0), restart_overhead=seconds.get("restart", 0.0)
+    )
+
+
+def _simulate(
+    name: str,
+    config: SchedulerConfig,
+    jobs: Sequence[TraceJob],
+    nodes: Sequence[Node],
+    checkpoint: CheckpointModel | None,
+    failures: FailureModel | None,
+) -> dict[str, Any]:
+    from aidc.sim.engine import Simulator
+    from aidc.sim.metrics import measure
+
+    began = time.perf_counter()
+    with _progress(f"{name}", len(jobs)) as update:
+        result = Simulator(jobs, nodes, config, checkpoint=checkpoint, failures=failures, progress=update).run()
+    metrics = measure(result).as_dict()
+    return {"policy": name, **metrics, "wall_s": time.perf_counter() - began}
+
+
+class _progress:
+    """A rich progress bar of finished jobs on stderr when it is a terminal."""
+
+    def __init__(self, label: str, total: int) -> None:
+        self.label, self.total = label, total
+        self._bar: Any = None
+
+    def __enter__(self) -> Any:
+        if not sys.stderr.isatty():
+            return None
+        from rich.console import Console
+        from rich.progress import Progress
+
+        self._bar = Progress(console=Console(stderr=True), transient=True)
+        self._bar.__enter__()
+        task = self._bar.add_task(self.label, total=self.total)
+        return lambda done, total: self._bar.update(task, completed=done)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+
+
+def _print_table(rows: list[dict[str, Any]], trace: str, cluster: str, jobs: int, source: str) -> None:
+    render.console.print(f"trace {trace} ({jobs:,} jobs) on cluster {cluster}")
+    t = render.table(
+        "POLICY", "MEAN JCT", "P95 JCT", "MEAN QUEUE", "P95 QUEUE", "MAKESPAN", "GPU ALLOC", "LOST GPU-H", "WALL"
+    )
+    for r in rows:
+        t.add_row(
+            r["policy"],
+            _h(r["mean_jct_s"]),
+            _h(r["p95_jct_s"]),
+            _h(r["mean_queue_s"]),
+            _h(r["p95_queue_s"]),
+            _h(r["makespan_s"]),
+            f"{r['gpu_allocation_ratio'] * 100:.1f}%",
+            f"{r['gpu_seconds_lost'] / 3600:,.1f}",
+            f"{r['wall_s']:.2f}s",
+        )
+    render.console.print(t)
+    render.console.print(f"Trace: {source}")
+
+
+def _h(seconds: float) -> str:
+    """Seconds the way people read them: 42s, 12.5m, 3.2h."""
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def _write_report(directory: Path, rows: list[dict[str, Any]], source: str) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "metrics.json").write_text(json.dumps(rows, indent=2) + "\n")
+        lines = ["# Simulation", "", f"Trace `{rows[0]['trace']}` on cluster `{rows[0]['cluster']}`.", ""]
+        lines += [
+            "| policy | mean JCT s | p95 JCT s | mean queue s | makespan s | GPU allocation |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for r in rows:
+            lines.append(
+                f"| {r['policy']} | {r['mean_jct_s']:.0f} | {r['p95_jct_s']:.0f} | {r['mean_queue_s']:.0f} "
+                f"| {r['makespan_s']:.0f} | {r['gpu_allocation_ratio'] * 100:.1f}% |"
+            )
+        lines += ["", f"Trace: {source}", ""]
+        (directory / "report.md").write_text("\n".join(lines))
+    except OSError as exc:
+        fail(f"--report: {exc}", EXIT_USAGE)

@@ -1,0 +1,87 @@
+"""`aidc sim run` and `aidc sim compare` on a small normalized-CSV trace made here: the metrics in JSON, one
+table row per policy, a report directory, and bad options refused in one line naming the option."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from aidc.cli import main as cli_main
+
+# One 1-GPU node: job 1 (long) blocks it, then two jobs queue; sjf runs the short one first.
+TRACE = """job_id,submit_time,duration,num_gpus,gpu_milli,gpu_type,cpus,memory_mb,num_nodes,user,queue,priority
+1,0,100,1,1000,,1,1024,1,u,default,0
+2,10,1000,1,1000,,1,1024,1,u,default,0
+3,20,10,1,1000,,1,1024,1,u,default,0
+"""
+CLUSTER = "nodes:\n  - {name: n, cpus: 8, memory: 32GiB, gpus: 1, gpu_model: H100}\n"
+
+
+@pytest.fixture
+def small(tmp_path: Path) -> list[str]:
+    trace, cluster = tmp_path / "jobs.csv", tmp_path / "cluster.yaml"
+    trace.write_text(TRACE)
+    cluster.write_text(CLUSTER)
+    return ["--trace-file", str(trace), "--cluster", str(cluster)]
+
+
+def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["aidc", "sim", *args])
+    with pytest.raises(SystemExit) as done:
+        cli_main.main()
+    out = capsys.readouterr()
+    return int(done.value.code or 0), out.out, out.err
+
+
+def test_run_prints_the_metrics_as_json(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], small: list[str]
+) -> None:
+    code, out, err = run(monkeypatch, capsys, "run", *small, "--policy", "fifo", "--json")
+    assert code == 0, err
+    metrics = json.loads(out)
+    assert metrics["jobs"] == 3
+    assert metrics["makespan_s"] == 1110  # 100 + 1000 + 10, back to back from t=0
+    assert metrics["mean_jct_s"] == pytest.approx((100 + (1100 - 10) + (1110 - 20)) / 3)
+    for key in ("p95_jct_s", "mean_queue_s", "gpu_allocation_ratio", "wall_s"):
+        assert key in metrics
+
+
+def test_compare_prints_one_row_per_policy_and_sjf_wins_here(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], small: list[str], tmp_path: Path
+) -> None:
+    code, out, err = run(
+        monkeypatch, capsys, "compare", *small, "--policy", "fifo", "--policy", "sjf", "--report", str(tmp_path / "r")
+    )
+    assert code == 0, err
+    rows = {line.split()[0]: line for line in out.splitlines() if line.split() and line.split()[0] in ("fifo", "sjf")}
+    assert set(rows) == {"fifo", "sjf"}
+    saved = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    by_policy = {r["policy"]: r for r in saved}
+    assert by_policy["sjf"]["mean_jct_s"] < by_policy["fifo"]["mean_jct_s"]
+    assert "| sjf |" in (tmp_path / "r" / "report.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["--policy", "lottery"], "--policy"),
+        (["--placement", "magic"], "--placement"),
+        (["--failures", "mtbf=3"], "--failures"),
+        (["--failures", "mtbf_gpu_hours=-1"], "--failures"),
+        (["--checkpoint", "interval=soon"], "--checkpoint"),
+    ],
+)
+def test_bad_options_are_one_line_naming_the_option(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    small: list[str],
+    args: list[str],
+    option: str,
+) -> None:
+    code, _, err = run(monkeypatch, capsys, "run", *small, *args)
+    assert code == 2
+    assert err.strip().startswith(f"aidc: {option}:"), err
+    assert len(err.strip().splitlines()) == 1
