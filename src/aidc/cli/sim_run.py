@@ -1,5 +1,6 @@
 """`aidc sim run` and `aidc sim compare`: replay a trace through the scheduler with one policy, or several
-side by side, and print job completion and queueing times, makespan, allocation and lost work.
+side by side, and print job completion and queueing times, makespan, allocation, lost work and energy
+(the GPUs' energy from the GPU catalog, times the PUE; see `aidc.sim.metrics`).
 
 The engine builds a whole scheduling snapshot per event, so traces of a few thousand jobs take seconds;
 larger ones are slow until the incremental path lands (docs/simulator.md)."""
@@ -25,6 +26,10 @@ if TYPE_CHECKING:
     from aidc.sim.engine import CheckpointModel, FailureModel
     from aidc.sim.workload import TraceJob
 
+# aidc.sim.metrics.DEFAULT_PUE, repeated so that the option's help does not import the simulator (a test
+# keeps them equal).
+DEFAULT_PUE = 1.58
+
 TraceOpt = Annotated[str | None, typer.Option("--trace", help="Trace name (default: openb)")]
 TraceFileOpt = Annotated[Path | None, typer.Option("--trace-file", help="A trace file instead of a name")]
 FormatOpt = Annotated[str | None, typer.Option("--format", help="Format of --trace-file (e.g. csv)")]
@@ -43,6 +48,9 @@ CheckpointOpt = Annotated[
 LimitOpt = Annotated[int | None, typer.Option("--jobs", min=1, help="Replay only the first N jobs")]
 SeedOpt = Annotated[int, typer.Option("--seed", min=0, help="Seed of the failure model")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the metrics as JSON")]
+PueOpt = Annotated[
+    float, typer.Option("--pue", help="Power usage effectiveness (facility / IT power) applied to GPU energy")
+]
 ReportOpt = Annotated[Path | None, typer.Option("--report", help="Write report.md and metrics.json here")]
 
 
@@ -62,10 +70,11 @@ def run(
     seed: SeedOpt = 0,
     as_json: JsonOpt = False,
     report: ReportOpt = None,
+    pue: PueOpt = DEFAULT_PUE,
 ) -> None:
     """Replay a trace with one policy and print its metrics."""
     compare(trace, trace_file, trace_format, cluster, [policy], placement, backfill, preemption, failures,
-            checkpoint, jobs, seed, as_json, report)  # fmt: skip
+            checkpoint, jobs, seed, as_json, report, pue)  # fmt: skip
 
 
 @app.command()
@@ -86,17 +95,20 @@ def compare(
     seed: SeedOpt = 0,
     as_json: JsonOpt = False,
     report: ReportOpt = None,
+    pue: PueOpt = DEFAULT_PUE,
 ) -> None:
     """Replay a trace with several ordering policies and print one table."""
     from aidc.sched.config import OrderingPolicy
 
     names = policies or [p.value for p in OrderingPolicy]
+    if not pue >= 1:
+        fail(f"--pue: must be at least 1 (a facility draws at least what its IT does), not {pue:g}", EXIT_USAGE)
     loaded, nodes, cluster_name = load_inputs(trace, trace_file, trace_format, cluster)
     selected = list(loaded.jobs[:jobs] if jobs else loaded.jobs)
     configs = [(name, _config(name, placement, backfill, preemption)) for name in names]
     fail_model = _failures(failures, seed)
     ckpt = _checkpoint(checkpoint)
-    rows = [_simulate(name, config, selected, nodes, ckpt, fail_model) for name, config in configs]
+    rows = [_simulate(name, config, selected, nodes, ckpt, fail_model, pue) for name, config in configs]
     for row in rows:
         row.update(trace=loaded.name, cluster=cluster_name, placement=placement, backfill=backfill)
     if report is not None:
@@ -181,6 +193,7 @@ def _simulate(
     nodes: Sequence[Node],
     checkpoint: CheckpointModel | None,
     failures: FailureModel | None,
+    pue: float = DEFAULT_PUE,
 ) -> dict[str, Any]:
     from aidc.sim.engine import Simulator
     from aidc.sim.metrics import measure
@@ -188,7 +201,7 @@ def _simulate(
     began = time.perf_counter()
     with _progress(f"{name}", len(jobs)) as update:
         result = Simulator(jobs, nodes, config, checkpoint=checkpoint, failures=failures, progress=update).run()
-    metrics = measure(result).as_dict()
+    metrics = measure(result, pue=pue).as_dict()
     return {"policy": name, **metrics, "wall_s": time.perf_counter() - began}
 
 
@@ -218,7 +231,7 @@ class _progress:
 def _print_table(rows: list[dict[str, Any]], trace: str, cluster: str, jobs: int, source: str) -> None:
     render.console.print(f"trace {trace} ({jobs:,} jobs) on cluster {cluster}")
     t = render.table(
-        "POLICY", "MEAN JCT", "P95 JCT", "MEAN QUEUE", "P95 QUEUE", "MAKESPAN", "GPU ALLOC", "LOST GPU-H", "WALL"
+        "POLICY", "MEAN JCT", "P95 JCT", "MEAN QUEUE", "P95 QUEUE", "MAKESPAN", "GPU ALLOC", "LOST GPU-H", "KWH", "WALL"
     )
     for r in rows:
         t.add_row(
@@ -230,10 +243,31 @@ def _print_table(rows: list[dict[str, Any]], trace: str, cluster: str, jobs: int
             _h(r["makespan_s"]),
             f"{r['gpu_allocation_ratio'] * 100:.1f}%",
             f"{r['gpu_seconds_lost'] / 3600:,.1f}",
+            _kwh(r["energy_kwh"]),
             f"{r['wall_s']:.2f}s",
         )
     render.console.print(t)
+    render.console.print(_energy_note(rows[0]))
     render.console.print(f"Trace: {source}")
+
+
+def _kwh(value: float) -> str:
+    """kWh with the digits that matter: 0.34, 12.5, 1,234."""
+    if value < 10:
+        return f"{value:.2f}"
+    return f"{value:.1f}" if value < 1000 else f"{value:,.0f}"
+
+
+def _energy_note(row: dict[str, Any]) -> str:
+    """What the energy column counts, and the GPU models it leaves out."""
+    note = (
+        f"kWh: GPU energy (allocated GPUs at TDP, idle ones at estimated idle watts, from the GPU catalog) "
+        f"x PUE {row['pue']:g}"
+    )
+    unknown = row["unknown_gpu_models"]
+    if unknown:
+        note += f"; GPU models not in the catalog, left out: {', '.join(unknown)}"
+    return note
 
 
 def _h(seconds: float) -> str:
@@ -251,15 +285,15 @@ def _write_report(directory: Path, rows: list[dict[str, Any]], source: str) -> N
         (directory / "metrics.json").write_text(json.dumps(rows, indent=2) + "\n")
         lines = ["# Simulation", "", f"Trace `{rows[0]['trace']}` on cluster `{rows[0]['cluster']}`.", ""]
         lines += [
-            "| policy | mean JCT s | p95 JCT s | mean queue s | makespan s | GPU allocation |",
-            "|---|---:|---:|---:|---:|---:|",
+            "| policy | mean JCT s | p95 JCT s | mean queue s | makespan s | GPU allocation | energy kWh |",
+            "|---|---:|---:|---:|---:|---:|---:|",
         ]
         for r in rows:
             lines.append(
                 f"| {r['policy']} | {r['mean_jct_s']:.0f} | {r['p95_jct_s']:.0f} | {r['mean_queue_s']:.0f} "
-                f"| {r['makespan_s']:.0f} | {r['gpu_allocation_ratio'] * 100:.1f}% |"
+                f"| {r['makespan_s']:.0f} | {r['gpu_allocation_ratio'] * 100:.1f}% | {r['energy_kwh']:,.1f} |"
             )
-        lines += ["", f"Trace: {source}", ""]
+        lines += ["", _energy_note(rows[0]) + ".", "", f"Trace: {source}", ""]
         (directory / "report.md").write_text("\n".join(lines))
     except OSError as exc:
         fail(f"--report: {exc}", EXIT_USAGE)

@@ -10,7 +10,10 @@ simple, and fast enough for traces of a few thousand jobs; `docs/simulator.md` d
 incremental path that large traces need.
 
 Simulated time is in seconds from the trace's start; the scheduler sees it as a UTC time from
-`EPOCH`."""
+`EPOCH`.
+
+Besides what happened to each job, the engine records the GPU milli allocated after each change, in all
+and per GPU model (what energy and allocation over time are measured from, `metrics`)."""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import heapq
 import itertools
 import math
 import random
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -110,6 +114,7 @@ class _Running:
     started: float  # this attempt
     ends: float | None  # None: runs until the trace ends
     attempt: int
+    by_model: dict[str, int] = field(default_factory=dict)  # GPU milli it holds per GPU model
 
 
 @dataclass
@@ -120,6 +125,9 @@ class SimResult:
     # (time, allocated GPU milli) after each change, for allocation over time
     allocation: list[tuple[float, int]] = field(default_factory=list)
     total_gpu_milli: int = 0
+    # GPUs per GPU model, and per model the (time, allocated GPU milli) after each change (energy)
+    gpus_by_model: dict[str, int] = field(default_factory=dict)
+    allocation_by_model: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
 
 
 class Simulator:
@@ -163,6 +171,10 @@ class Simulator:
         self._nodes = list(self.nodes)  # with their current state
         self._allocated = 0
         self._allocation: list[tuple[float, int]] = [(0.0, 0)]
+        self._gpu_models = {n.name: {g.index: g.model for g in n.gpus} for n in self.nodes}
+        self._gpus_by_model = dict(Counter(g.model for n in self.nodes for g in n.gpus))
+        self._held_by_model = dict.fromkeys(self._gpus_by_model, 0)
+        self._by_model: dict[str, list[tuple[float, int]]] = {m: [(0.0, 0)] for m in self._gpus_by_model}
 
     # ------------------------------------------------------------------ running
 
@@ -194,7 +206,9 @@ class Simulator:
             if self.progress is not None:
                 self.progress(done, len(self.jobs))
         end = max([now, *(r.ended_at for r in self.records.values() if r.ended_at is not None)])
-        return SimResult(self.records, end, cycles, self._allocation, self._gpu_milli)
+        return SimResult(
+            self.records, end, cycles, self._allocation, self._gpu_milli, dict(self._gpus_by_model), self._by_model
+        )
 
     def _push(self, at: float, kind: Kind, job_id: int, attempt: int = 0) -> None:
         """`job_id` is the node's index for FAIL and REPAIR."""
@@ -290,7 +304,8 @@ class Simulator:
             attained_service=view.attained_service,
         )
         ends = None if remaining is None else now + remaining
-        self.running[job.id] = _Running(allocation, now, ends, attempt)
+        by_model = self._milli_by_model(allocation)
+        self.running[job.id] = _Running(allocation, now, ends, attempt, by_model)
         if ends is not None:
             self._push(ends, Kind.END, job.id, attempt)
         queue = self.queues[job.queue]
@@ -298,6 +313,7 @@ class Simulator:
             self._push(now + queue.quantum, Kind.TURN, job.id, attempt)
         self._allocated += _gpu_milli(allocation)
         self._allocation.append((now, self._allocated))
+        self._hold_models(by_model, 1, now)
 
     def _preempt(self, job_id: int, now: float) -> None:
         if self._interrupt(job_id, now):
@@ -364,6 +380,24 @@ class Simulator:
         )
         self._allocated -= _gpu_milli(alloc)
         self._allocation.append((now, self._allocated))
+        self._hold_models(run.by_model, -1, now)
+
+    def _milli_by_model(self, alloc: Allocation) -> dict[str, int]:
+        """GPU milli an allocation holds per GPU model (GPU indices a node does not have are skipped)."""
+        out: dict[str, int] = {}
+        milli = alloc.resources.gpu_milli
+        for assignment in alloc.placement.assignments:
+            models = self._gpu_models.get(assignment.node, {})
+            for gpu in assignment.gpus:
+                model = models.get(gpu)
+                if model is not None:
+                    out[model] = out.get(model, 0) + milli
+        return out
+
+    def _hold_models(self, by_model: dict[str, int], sign: int, now: float) -> None:
+        for model, milli in by_model.items():
+            held = self._held_by_model[model] = self._held_by_model[model] + sign * milli
+            self._by_model[model].append((now, held))
 
 
 _WORK = frozenset({int(Kind.ARRIVE), int(Kind.END), int(Kind.TURN)})

@@ -72,6 +72,7 @@ def test_compare_prints_one_row_per_policy_and_sjf_wins_here(
         (["--failures", "mtbf=3"], "--failures"),
         (["--failures", "mtbf_gpu_hours=-1"], "--failures"),
         (["--checkpoint", "interval=soon"], "--checkpoint"),
+        (["--pue", "0.9"], "--pue"),
     ],
 )
 def test_bad_options_are_one_line_naming_the_option(
@@ -85,3 +86,46 @@ def test_bad_options_are_one_line_naming_the_option(
     assert code == 2
     assert err.strip().startswith(f"aidc: {option}:"), err
     assert len(err.strip().splitlines()) == 1
+
+
+# The one H100 (700 W) is busy for the whole makespan of 1,110 s under fifo.
+IT_KWH = 700 * 1110 / 3.6e6
+
+
+def test_energy_is_in_the_json_and_follows_the_pue(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], small: list[str]
+) -> None:
+    code, out, err = run(monkeypatch, capsys, "run", *small, "--policy", "fifo", "--json")
+    assert code == 0, err
+    metrics = json.loads(out)
+    assert metrics["it_energy_kwh"] == pytest.approx(IT_KWH)
+    assert metrics["energy_kwh"] == pytest.approx(IT_KWH * 1.58)
+    assert (metrics["pue"], metrics["unknown_gpu_models"]) == (1.58, [])
+    code, out, err = run(monkeypatch, capsys, "run", *small, "--policy", "fifo", "--json", "--pue", "1.1")
+    assert code == 0, err
+    assert json.loads(out)["energy_kwh"] == pytest.approx(IT_KWH * 1.1)
+
+
+def test_the_table_has_a_kwh_column_and_names_models_left_out(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], small: list[str], tmp_path: Path
+) -> None:
+    code, out, err = run(monkeypatch, capsys, "compare", *small, "--policy", "fifo", "--policy", "sjf")
+    assert code == 0, err
+    header = next(line for line in out.splitlines() if line.startswith("POLICY"))
+    assert header.split().index("KWH") == header.split().index("LOST") + 2  # after "LOST GPU-H"
+    fifo = next(line for line in out.splitlines() if line.startswith("fifo"))
+    assert f"{IT_KWH * 1.58:.2f}" in fifo.split()
+    assert "x PUE 1.58" in out
+    assert "left out" not in out
+    mixed = tmp_path / "mixed.yaml"
+    mixed.write_text(CLUSTER + "  - {name: g, cpus: 8, memory: 32GiB, gpus: 8, gpu_model: G2}\n")
+    code, out, err = run(monkeypatch, capsys, "run", *small[:2], "--cluster", str(mixed))
+    assert code == 0, err
+    assert "GPU models not in the catalog, left out: G2" in out
+
+
+def test_the_cli_default_pue_is_the_metrics_default() -> None:
+    from aidc.cli.sim_run import DEFAULT_PUE as CLI_PUE
+    from aidc.sim.metrics import DEFAULT_PUE
+
+    assert CLI_PUE == DEFAULT_PUE

@@ -106,11 +106,12 @@ def test_dotprod_prefers_the_smallest_demand_times_free_product() -> None:
 def test_energy_prefers_gpus_that_idle_low() -> None:
     nodes = [node("h100", gpus=1, model=H100), node("t4", gpus=1, model=T4)]
     assert chosen(nodes, req(1), energy=1) == ["t4"]
+    # The figures come from the GPU catalog (aidc.domain.catalog).
     assert idle_watts(H100) == 70.0
     assert idle_watts("NVIDIA A10") == 20.0
     assert idle_watts("Mystery X1") is None
     pool = build_capacities([*nodes, node("cpu"), node("odd", gpus=1, model="Mystery X1")], [])
-    assert score("energy", pool["t4"], req(1)) == 90.0
+    assert score("energy", pool["t4"], req(1)) == 95.0  # 100 x (1 - 10 W / 200 W)
     assert score("energy", pool["cpu"], req()) == 100.0
     assert score("energy", pool["odd"], req(1)) == 50.0
 
@@ -124,8 +125,9 @@ def test_random_is_seeded_by_the_config_and_the_job() -> None:
     assert again != [chosen(nodes, req(1), job_id=j, seed=2, random=1) for j in range(30)]
     assert draw(1, 7, "n3") == draw(1, 7, "n3")
     assert 0 <= draw(1, 7, "n3") < 1
+    # In a weighted sum each node scores its draw (alone, `random` draws nodes instead: test_random_pick).
     winner = max(nodes, key=lambda n: (draw(1, 4, n.name), n.name))  # no ties among 20 draws
-    assert chosen(nodes, req(1), job_id=4, seed=1, random=1) == [winner.name]
+    assert chosen(nodes, req(1), job_id=4, seed=1, random=1, packing=0.001) == [winner.name]
 
 
 def test_topology_keeps_a_gang_under_one_switch() -> None:

@@ -1,44 +1,30 @@
-"""`energy`: a simple hook that prefers nodes whose GPUs draw the least power when idle.
+"""`energy`: prefer nodes whose GPUs draw the least power when idle.
 
-The idle draw per GPU comes from the small table below: rough figures (watts) for ranking only, not
-for accounting. A later issue brings a hardware catalog (`plan/`) with measured power models; this
-scorer should then read it instead of `IDLE_WATTS`.
+The idle draw per GPU comes from the GPU catalog (`aidc.domain.catalog`, package data): estimates,
+good for ranking models, matched like a job's gpu_type ("H100" names "NVIDIA H100 80GB HBM3").
 
-Score: 100 x (1 - idle watts / 100) for a node's GPUs (their mean on a node of mixed models), 100 for
-a node without GPUs (nothing idles there), 50 when no model of the node is in the table.
+Score: 100 x (1 - idle watts / 200) for a node's GPUs (their mean on a node of mixed models; 200 W is
+above every idle figure in the catalog), 100 for a node without GPUs (nothing idles there), 50 when no
+model of the node is in the catalog.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
 
-from aidc.sched.capacity import NodeCapacity, Request, model_matches
+from aidc.domain.catalog import gpu_spec
+from aidc.sched.capacity import NodeCapacity, Request
 from aidc.sched.scoring.base import MAX_SCORE, Scorer, register_scorer
 
-# Rough idle draw per GPU, in watts, matched like a job's gpu_type ("H100" names "NVIDIA H100 80GB HBM3").
-IDLE_WATTS: dict[str, float] = {
-    "H200": 75.0,
-    "H100": 70.0,
-    "A100": 55.0,
-    "V100": 40.0,
-    "L40S": 35.0,
-    "L40": 35.0,
-    "A40": 30.0,
-    "A10": 20.0,
-    "L4": 16.0,
-    "T4": 10.0,
-}
-WATTS_SCALE = 100.0
+WATTS_SCALE = 200.0
 UNKNOWN_SCORE = 50.0
 
 
 @lru_cache(maxsize=256)
 def idle_watts(model: str) -> float | None:
-    """The table's idle draw for a GPU model name, None when it is not in the table."""
-    for short, watts in IDLE_WATTS.items():
-        if model_matches(short, model):
-            return watts
-    return None
+    """The catalog's idle draw for a GPU model name, None when the catalog does not know it."""
+    spec = gpu_spec(model)
+    return None if spec is None else spec.idle_watts
 
 
 @register_scorer
