@@ -112,7 +112,6 @@ class JobRecord:
 class _Running:
     allocation: Allocation
     started: float  # this attempt
-    ends: float | None  # None: runs until the trace ends
     attempt: int
     by_model: dict[str, int] = field(default_factory=dict)  # GPU milli it holds per GPU model
 
@@ -305,7 +304,7 @@ class Simulator:
         )
         ends = None if remaining is None else now + remaining
         by_model = self._milli_by_model(allocation)
-        self.running[job.id] = _Running(allocation, now, ends, attempt, by_model)
+        self.running[job.id] = _Running(allocation, now, attempt, by_model)
         if ends is not None:
             self._push(ends, Kind.END, job.id, attempt)
         queue = self.queues[job.queue]
