@@ -23,7 +23,7 @@ from aidc.cli.sim import app, load_inputs
 if TYPE_CHECKING:
     from aidc.domain.nodes import Node
     from aidc.sched.config import SchedulerConfig
-    from aidc.sim.engine import CheckpointModel, FailureModel
+    from aidc.sim.engine import CheckpointModel, FailureModel, SimResult
     from aidc.sim.workload import TraceJob
 
 # aidc.sim.metrics.DEFAULT_PUE, repeated so that the option's help does not import the simulator (a test
@@ -108,11 +108,12 @@ def compare(
     configs = [(name, _config(name, placement, backfill, preemption)) for name in names]
     fail_model = _failures(failures, seed)
     ckpt = _checkpoint(checkpoint)
-    rows = [_simulate(name, config, selected, nodes, ckpt, fail_model, pue) for name, config in configs]
+    runs = [_simulate(name, config, selected, nodes, ckpt, fail_model, pue) for name, config in configs]
+    rows = [row for row, _ in runs]
     for row in rows:
         row.update(trace=loaded.name, cluster=cluster_name, placement=placement, backfill=backfill)
     if report is not None:
-        _write_report(report, rows, loaded.source)
+        _write_report(report, rows, loaded.source, [(row["policy"], result) for row, result in runs])
     if as_json:
         print(json.dumps(rows[0] if len(rows) == 1 else rows, indent=2))
         return
@@ -194,7 +195,7 @@ def _simulate(
     checkpoint: CheckpointModel | None,
     failures: FailureModel | None,
     pue: float = DEFAULT_PUE,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], SimResult]:
     from aidc.sim.engine import Simulator
     from aidc.sim.metrics import measure
 
@@ -202,7 +203,7 @@ def _simulate(
     with _progress(f"{name}", len(jobs)) as update:
         result = Simulator(jobs, nodes, config, checkpoint=checkpoint, failures=failures, progress=update).run()
     metrics = measure(result, pue=pue).as_dict()
-    return {"policy": name, **metrics, "wall_s": time.perf_counter() - began}
+    return {"policy": name, **metrics, "wall_s": time.perf_counter() - began}, result
 
 
 class _progress:
@@ -279,9 +280,14 @@ def _h(seconds: float) -> str:
     return f"{seconds / 3600:.1f}h"
 
 
-def _write_report(directory: Path, rows: list[dict[str, Any]], source: str) -> None:
+def _write_report(
+    directory: Path, rows: list[dict[str, Any]], source: str, runs: Sequence[tuple[str, SimResult]]
+) -> None:
+    from aidc.cli.sim_run_plots import ALLOCATION_PLOT, JCT_PLOT, plot_runs
+
     try:
         directory.mkdir(parents=True, exist_ok=True)
+        plotted = plot_runs(directory, runs)
         (directory / "metrics.json").write_text(json.dumps(rows, indent=2) + "\n")
         lines = ["# Simulation", "", f"Trace `{rows[0]['trace']}` on cluster `{rows[0]['cluster']}`.", ""]
         lines += [
@@ -293,7 +299,12 @@ def _write_report(directory: Path, rows: list[dict[str, Any]], source: str) -> N
                 f"| {r['policy']} | {r['mean_jct_s']:.0f} | {r['p95_jct_s']:.0f} | {r['mean_queue_s']:.0f} "
                 f"| {r['makespan_s']:.0f} | {r['gpu_allocation_ratio'] * 100:.1f}% | {r['energy_kwh']:,.1f} |"
             )
-        lines += ["", _energy_note(rows[0]) + ".", "", f"Trace: {source}", ""]
+        lines += ["", _energy_note(rows[0]) + ".", ""]
+        if plotted:
+            lines += [f"![GPU allocation over time]({ALLOCATION_PLOT})", "", f"![JCT CDF]({JCT_PLOT})", ""]
+        else:
+            lines += ["No plots: matplotlib is not installed (pip install 'aidc[sim]').", ""]
+        lines += [f"Trace: {source}", ""]
         (directory / "report.md").write_text("\n".join(lines))
     except OSError as exc:
         fail(f"--report: {exc}", EXIT_USAGE)

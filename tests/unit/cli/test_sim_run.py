@@ -61,7 +61,11 @@ def test_compare_prints_one_row_per_policy_and_sjf_wins_here(
     saved = json.loads((tmp_path / "r" / "metrics.json").read_text())
     by_policy = {r["policy"]: r for r in saved}
     assert by_policy["sjf"]["mean_jct_s"] < by_policy["fifo"]["mean_jct_s"]
-    assert "| sjf |" in (tmp_path / "r" / "report.md").read_text()
+    report = (tmp_path / "r" / "report.md").read_text()
+    assert "| sjf |" in report
+    for plot in ("allocation.png", "jct_cdf.png"):  # matplotlib comes with the dev extra
+        assert (tmp_path / "r" / plot).read_bytes().startswith(b"\x89PNG")
+        assert f"]({plot})" in report
 
 
 @pytest.mark.parametrize(
