@@ -21,9 +21,8 @@ from aidc.domain.nodes import NodeState
 from aidc.sched.capacity import NodeCapacity, Request, unhold
 from aidc.sched.placement import best_fit_key, first_rejection
 from aidc.sched.placer import Placer
+from aidc.sched.reasons import jobs_text, named
 from aidc.sched.snapshot import Allocation, PendingJob
-
-MAX_NAMED = 3  # nodes and jobs named in a reason; the rest are counted
 
 
 @dataclass(frozen=True)
@@ -35,12 +34,13 @@ class Reservation:
 
     def holder_text(self) -> str:
         """The reserved job's side: "reserved h100-01, h100-02 from about 14:05:00 UTC (after jobs 3, 7 end)"."""
-        return f"reserved {_names(sorted(self.nodes))} from about {_clock(self.start)} (after {_jobs(self.after)} end)"
+        nodes = named(sorted(self.nodes))
+        return f"reserved {nodes} from about {_clock(self.start)} (after {jobs_text(self.after)} end)"
 
     def blocking_text(self) -> str:
         """A later job's side: it would fit, but only on the reserved nodes and past the reservation."""
         return (
-            f"waiting behind the reservation of job {self.job_id} on {_names(sorted(self.nodes))} "
+            f"waiting behind the reservation of job {self.job_id} on {named(sorted(self.nodes))} "
             f"from about {_clock(self.start)}; it would end after that"
         )
 
@@ -75,15 +75,3 @@ def _best(pool: dict[str, NodeCapacity], names: set[str], req: Request) -> list[
 
 def _clock(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _names(names: Sequence[str]) -> str:
-    shown = ", ".join(names[:MAX_NAMED])
-    return shown if len(names) <= MAX_NAMED else f"{shown} +{len(names) - MAX_NAMED} more"
-
-
-def _jobs(ids: Sequence[int]) -> str:
-    shown = ", ".join(str(i) for i in ids[:MAX_NAMED])
-    if len(ids) > MAX_NAMED:
-        shown += f" +{len(ids) - MAX_NAMED} more"
-    return f"job{'' if len(ids) == 1 else 's'} {shown}"

@@ -232,15 +232,7 @@ class FreeIndex:
         for group in self._groups.values():
             match = self._match(group, req)
             if match is ModelMatch.ALL and not req.shared:
-                start = bisect_left(group.keys, req.gpus)
-                for key in group.keys[start:]:
-                    if group.most_memory[key] < req.memory:
-                        continue
-                    bucket = group.buckets[key]
-                    for i in range(bisect_left(bucket, req.cpus_m, key=_cpus_of), len(bucket)):
-                        _, memory, name = bucket[i]
-                        if memory >= req.memory and name not in exclude:
-                            out.append(self.pool[name])
+                out.extend(self.pool[name] for _, name in group.best(req, len(group.nodes), exclude))
             elif match is ModelMatch.ALL or match is ModelMatch.SOME:
                 out.extend(n for n in group.nodes if n.name not in exclude and first_rejection(n, req) is None)
         return out

@@ -37,10 +37,10 @@ from aidc.sched.ordering import las_level
 from aidc.sched.placement import first_rejection
 from aidc.sched.placer import Placer
 from aidc.sched.quota import CohortLedger
+from aidc.sched.reasons import jobs_text
 from aidc.sched.snapshot import Allocation, PendingJob, Snapshot
 
 MAX_SEARCHES = 16
-MAX_NAMED = 3
 
 # Why a running allocation may be preempted for a job, or None.
 Eligibility = Callable[[Allocation], str | None]
@@ -94,11 +94,11 @@ class Preemptor:
         if not victims:
             if not self.stopping:
                 return None
-            return f"waiting for {_jobs([a.job_id for a in self.stopping])} being preempted to exit"
+            return f"waiting for {jobs_text([a.job_id for a in self.stopping])} being preempted to exit"
         reasons = {a.job_id: why for a, why in candidates}
         for alloc in victims:
             self._choose(alloc, f"{reasons[alloc.job_id]}", job)
-        return f"preempting {_jobs([a.job_id for a in victims])} to make room"
+        return f"preempting {jobs_text([a.job_id for a in victims])} to make room"
 
     def _eligibility(self, job: PendingJob, queue: Queue) -> Eligibility:
         now, enabled = self.now, self.enabled
@@ -215,7 +215,7 @@ class Preemptor:
         victims.extend(more)
         for alloc in victims:
             self._choose(alloc, f"queue {job.queue} reclaims its nominal quota from queue {alloc.queue}", job)
-        return f"reclaiming quota lent in cohort {queue.cohort}: preempting {_jobs([a.job_id for a in victims])}"
+        return f"reclaiming quota lent in cohort {queue.cohort}: preempting {jobs_text([a.job_id for a in victims])}"
 
     # ---------------------------------------------------------------- helpers
 
@@ -266,10 +266,3 @@ def _give_back_on(cap: NodeCapacity, alloc: Allocation) -> None:
     for assignment in alloc.placement.assignments:
         if assignment.node == cap.name:
             unhold(cap, alloc, assignment.gpus)
-
-
-def _jobs(ids: list[int]) -> str:
-    shown = ", ".join(str(i) for i in ids[:MAX_NAMED])
-    if len(ids) > MAX_NAMED:
-        shown += f" +{len(ids) - MAX_NAMED} more"
-    return f"job{'s' if len(ids) != 1 else ''} {shown}"

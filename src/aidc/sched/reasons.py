@@ -50,3 +50,18 @@ def unfit_reason(req: Request, nodes: Sequence[NodeCapacity], fitting: int, coun
             return detail_text(kind, nodes[0], req)
     head = "no node fits" if fitting == 0 else f"only {plural(fitting, 'node')} {'fits' if fitting == 1 else 'fit'}"
     return f"{needs}: {head} ({groups_text(counts)})"
+
+
+# Nodes or jobs named in a reason; the rest are counted.
+MAX_NAMED = 3
+
+
+def named(items: Sequence[object]) -> str:
+    """ "a, b, c +2 more": the first few, and how many others."""
+    shown = ", ".join(str(item) for item in items[:MAX_NAMED])
+    return shown if len(items) <= MAX_NAMED else f"{shown} +{len(items) - MAX_NAMED} more"
+
+
+def jobs_text(ids: Sequence[int]) -> str:
+    """ "job 7", "jobs 3, 7, 9 +1 more"."""
+    return f"job{'' if len(ids) == 1 else 's'} {named(ids)}"
