@@ -43,6 +43,7 @@ from aidc.sched.capacity import NodeCapacity, Request, model_matches
 from aidc.sched.config import PlacementConfig, SchedulerConfig
 from aidc.sched.dependencies import dependency_decision
 from aidc.sched.estimates import Estimator
+from aidc.sched.fairshare import Capacity
 from aidc.sched.ordering import JobOrder, OrderingContext, order_jobs
 from aidc.sched.placer import Placer
 from aidc.sched.preemption import Preemptor
@@ -50,7 +51,7 @@ from aidc.sched.quota import CohortLedger
 from aidc.sched.scoring import scorer_names
 from aidc.sched.snapshot import Allocation, PendingJob, Snapshot
 
-__all__ = ["CyclePlan", "PolicyScheduler"]
+__all__ = ["Cycle", "CyclePlan", "PolicyScheduler", "check_scorers", "workload"]
 
 
 PlacerFactory = Callable[[Sequence[Node], Iterable[Allocation], PlacementConfig, Sequence[Request]], Placer]
@@ -84,10 +85,7 @@ class PolicyScheduler:
         # still pending with the very same resources object (the control plane and the simulator keep
         # their PendingJob objects): a cache only, decisions never depend on it.
         self._requests: RequestMemo = {}
-        known = scorer_names()
-        for name in self.config.placement.scorers:
-            if name not in known:
-                raise ValueError(f"placement.scorers: unknown scorer {name!r}; known: {', '.join(known)}")
+        check_scorers(self.config)
 
     def schedule(self, snapshot: Snapshot, now: datetime) -> list[Decision]:
         """One Start, Wait or Cancel per pending job (in the order they were considered), and a Preempt
@@ -96,28 +94,58 @@ class PolicyScheduler:
 
     def plan(self, snapshot: Snapshot, now: datetime) -> CyclePlan:
         """`schedule`, with the reservation it made."""
-        cycle = _Cycle(self.config, snapshot, as_utc(now), self._placer, self._requests)
-        self._requests = {job_id: cycle.memo[job_id] for job_id in cycle.request_of}
+        memo = self._requests
+        request_of = _requests(snapshot.pending, memo)
+        self._requests = {job_id: memo[job_id] for job_id in request_of}
+        placer = self._placer(
+            snapshot.nodes, snapshot.running, self.config.placement, workload(self.config, request_of.values())
+        )
+        ledger = CohortLedger(snapshot.queues, snapshot.running, lambda a: placer.gpu_model(a.placement))
+        cycle = Cycle(self.config, snapshot, as_utc(now), placer, ledger, request_of)
         decisions = cycle.run()
         return CyclePlan(decisions, cycle.reservation)
 
 
-class _Cycle:
+def check_scorers(config: SchedulerConfig) -> None:
+    """ValueError naming the field when the config names an unknown placement scorer."""
+    known = scorer_names()
+    for name in config.placement.scorers:
+        if name not in known:
+            raise ValueError(f"placement.scorers: unknown scorer {name!r}; known: {', '.join(known)}")
+
+
+def workload(config: SchedulerConfig, requests: Iterable[Request]) -> Sequence[Request]:
+    """What the placer is told of the pending work: nothing for best fit alone, which never reads it;
+    the pending requests for the other scorers (FGD's target distribution, the cut of node kinds)."""
+    return () if set(config.placement.scorers) == {"bestfit"} else list(requests)
+
+
+class Cycle:
+    """One cycle on a placer and ledger that hold the snapshot's free resources and quota usage; both
+    are changed in place by the jobs the cycle starts. `PolicyScheduler` builds them afresh per cycle;
+    `session.SchedulingSession` keeps them between cycles. With `reasons` False the Waits of jobs that
+    fit nowhere or are over quota are left out (a caller that only acts on Starts needs no reasons)."""
+
     def __init__(
-        self, config: SchedulerConfig, snapshot: Snapshot, now: datetime, placer: PlacerFactory, memo: RequestMemo
+        self,
+        config: SchedulerConfig,
+        snapshot: Snapshot,
+        now: datetime,
+        placer: Placer,
+        ledger: CohortLedger,
+        request_of: dict[int, Request],
+        *,
+        reasons: bool = True,
     ) -> None:
         self.config = config
         self.snapshot = snapshot
         self.now = now
+        self.reasons = reasons
         self.decisions: list[Decision] = []
         self.estimator = Estimator(snapshot.history)
-        self.memo = memo
-        self.request_of = _requests(snapshot.pending, memo)
-        requests = list(self.request_of.values())
-        # Only scorers beyond best fit read the workload (FGD's target distribution).
-        workload = () if set(config.placement.scorers) == {"bestfit"} else requests
-        self.placer = placer(snapshot.nodes, snapshot.running, config.placement, workload)
-        self.ledger = CohortLedger(snapshot.queues, snapshot.running, self._model_of)
+        self.request_of = request_of
+        self.placer = placer
+        self.ledger = ledger
         self.started: list[Started] = []
         self.reservation: Reservation | None = None
         self.unfit: list[tuple[int, int, Request]] = []  # (position in decisions, job id, request): reasons come last
@@ -133,30 +161,36 @@ class _Cycle:
         }
         self.preemptor = Preemptor(config, snapshot, now, self.placer, self.ledger, self.estimator)
 
-    def _model_of(self, alloc: Allocation) -> str | None:
-        return self.placer.gpu_model(alloc.placement)
-
-    def run(self) -> list[Decision]:
-        snapshot, decisions = self.snapshot, self.decisions
+    def run(self, capacity: Capacity | None = None) -> list[Decision]:
+        """The whole cycle over the snapshot's pending jobs; `capacity` is the UP nodes' totals when the
+        caller knows them (else the placer counts them)."""
         eligible: list[PendingJob] = []
         blocked: list[Decision] = []
-        for job in snapshot.pending:
-            found = self._before_resources(job)
+        for job in self.snapshot.pending:
+            found = self.before_resources(job)
             if found is None:
                 eligible.append(job)
             else:
                 blocked.append(found)
-        decisions.extend(sorted(blocked, key=lambda d: d.job_id))  # in an order the input's order cannot change
-        ctx = OrderingContext(
+        self.decisions.extend(sorted(blocked, key=lambda d: d.job_id))  # an order the input's cannot change
+        return self.walk(order_jobs(self.config.policy, eligible, self.ordering_context(capacity)))
+
+    def ordering_context(self, capacity: Capacity | None = None) -> OrderingContext:
+        snapshot = self.snapshot
+        return OrderingContext(
             queues=snapshot.queues,
             running=snapshot.running,
             usage=snapshot.usage,
-            capacity=self.placer.capacity_totals(),
+            capacity=self.placer.capacity_totals() if capacity is None else capacity,
             estimator=self.estimator,
             now=self.now,
             half_life=self.config.fairshare.half_life,
+            priority_first=self.config.preemption.enabled,
         )
-        order = order_jobs(self.config.policy, eligible, ctx)
+
+    def walk(self, order: JobOrder) -> list[Decision]:
+        """Consider the jobs `order` gives (each already past `before_resources`), then add the
+        preemptions."""
         # Kueue's rule: jobs that fit within their queue's nominal quota go before jobs that would borrow,
         # so a borrower never takes back what a lending queue is waiting (or just preempted) for.
         borrowers: list[PendingJob] = []
@@ -165,8 +199,8 @@ class _Cycle:
         for job in borrowers:
             self._consider(job, order, None)
         self._write_unfit_reasons()
-        decisions.extend(self.preemptor.preemptions())
-        return decisions
+        self.decisions.extend(self.preemptor.preemptions())
+        return self.decisions
 
     def _consider(self, job: PendingJob, order: JobOrder, borrowers: list[PendingJob] | None) -> None:
         """Start `job`, or record why it waits; a job that would borrow is put in `borrowers` when given."""
@@ -183,8 +217,10 @@ class _Cycle:
             ):
                 borrowers.append(job)
                 return
-        exclude = _NO_NODES if self.reservation is None else self._reserved_for_others(job)
-        key = (req, bool(exclude))
+        reserved = _NO_NODES if self.reservation is None else self._reserved_for_others(job)
+        nominated = self.preemptor.nominated  # grows within a cycle only: a shape that failed still fails
+        exclude = reserved | nominated.keys() if nominated else reserved
+        key = (req, bool(reserved))
         nodes = None if key in self.failed else self.placer.find(req, exclude, job.id)
         if nodes is not None:
             model = _model_for(nodes[0], req) if req.gpus else None
@@ -194,9 +230,12 @@ class _Cycle:
             order.started(job, req)
             return
         self.failed.add(key)
-        if exclude and self.placer.find(req, frozenset(), job.id) is not None:
+        if reserved and self.placer.find(req, nominated.keys(), job.id) is not None:
             assert self.reservation is not None
             decisions.append(Wait(job.id, self.reservation.blocking_text()))
+            return
+        if nominated and (fits := self.placer.find(req, reserved, job.id)) is not None:
+            decisions.append(Wait(job.id, self.preemptor.nominated_text(node.name for node in fits)))
             return
         victims = self.preemptor.make_room(job, req)
         if victims is not None:
@@ -209,7 +248,7 @@ class _Cycle:
 
     # ---------------------------------------------------------------- before resources
 
-    def _before_resources(self, job: PendingJob) -> Decision | None:
+    def before_resources(self, job: PendingJob) -> Decision | None:
         """Cancel or Wait for what no amount of free resources would change, else None."""
         if job.depends_on:
             found = dependency_decision(job, self.snapshot.dependency_states)
@@ -295,6 +334,9 @@ class _Cycle:
     # ---------------------------------------------------------------- reasons
 
     def _write_unfit_reasons(self) -> None:
+        if not self.reasons:
+            self.decisions = [d for d in self.decisions if d is not _PLACEHOLDER]
+            return
         quota_reasons: dict[tuple[str, Request, str | None], str] = {}
         for position, job_id, queue, req, model in self.over_quota:
             key = (queue, req, model)

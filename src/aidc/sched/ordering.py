@@ -19,6 +19,12 @@ does not count there):
 With fifo, priority and sjf, each time-shared queue's next job then takes its place among the other
 jobs by the policy's key.
 
+With preemption on, priority comes first whatever the policy (`priority_first`): jobs of a higher
+priority go before all jobs of a lower one, the policy orders jobs of equal priority (as Kubernetes and
+Slurm do). Otherwise a job preempted for a higher-priority one, but ahead of it in the policy's order
+(submitted earlier, shorter, or of a queue with a smaller share), would take the room back at once,
+and the next cycle preempt it again, for ever.
+
 Every tie is broken by job id, so the same snapshot gives the same order.
 """
 
@@ -69,6 +75,7 @@ class OrderingContext:
     capacity: Capacity = NO_CAPACITY
     estimator: Estimator = field(default_factory=Estimator)
     half_life: float = DEFAULT_HALF_LIFE
+    priority_first: bool = False  # higher priority before lower whatever the policy (preemption is on)
 
 
 class JobOrder:
@@ -118,7 +125,9 @@ def _by_priority(jobs: Iterable[PendingJob]) -> list[PendingJob]:
     return ordered
 
 
-def _global_order(policy: OrderingPolicy, jobs: Iterable[PendingJob], estimator: Estimator) -> list[PendingJob]:
+def _global_order(
+    policy: OrderingPolicy, jobs: Iterable[PendingJob], estimator: Estimator, priority_first: bool = False
+) -> list[PendingJob]:
     """fifo, priority or sjf over all the jobs (time-sharing aside)."""
     if policy != OrderingPolicy.FIFO:
         ordered = _by_priority(jobs)
@@ -127,7 +136,11 @@ def _global_order(policy: OrderingPolicy, jobs: Iterable[PendingJob], estimator:
             # no estimate at all: last (an estimate of inf ties with them, then priority decides)
             keys = [inf if (e := estimate(j)) is None else e for j in ordered]
             ordered = [ordered[i] for i in sorted(range(len(ordered)), key=keys.__getitem__)]
+            if priority_first:
+                ordered.sort(key=_PRIORITY, reverse=True)
         return ordered
+    if priority_first:
+        return _by_priority(jobs)
     ordered = sorted(jobs, key=_ID)
     ordered.sort(key=_time_key(ordered, _SUBMITTED))
     return ordered
@@ -147,7 +160,7 @@ def order_jobs(policy: OrderingPolicy, jobs: Iterable[PendingJob], ctx: Ordering
     """The jobs in the order the cycle should consider them (see the module's description)."""
     if policy == OrderingPolicy.FAIRSHARE:
         return FairShareOrder(jobs, ctx)
-    ordered = _global_order(policy, jobs, ctx.estimator)
+    ordered = _global_order(policy, jobs, ctx.estimator, ctx.priority_first)
     shared = {name: q for name, q in ctx.queues.items() if q.timeshare != TimeShare.NONE}
     if not shared or not any(j.queue in shared for j in ordered):
         return JobOrder(iter(ordered))
@@ -211,17 +224,20 @@ class FairShareOrder(JobOrder):
     """Fair share: repeatedly the queue with the smallest weighted dominant share gives its next job.
 
     A heap of queues keyed by (share, name); a queue whose share changed (a job of it started) is
-    pushed again with a new version and its older entries are skipped."""
+    pushed again with a new version and its older entries are skipped. With `priority_first`, the key
+    starts with the priority of the queue's next job (highest first), so shares only order queues whose
+    next jobs are of equal priority."""
 
     def __init__(self, jobs: Iterable[PendingJob], ctx: OrderingContext) -> None:
         super().__init__(iter(()))
+        self._priority_first = ctx.priority_first
         self._totals = [(i, total) for i, total in enumerate(ctx.capacity) if total > 0]
         vectors = standing_vectors(ctx.running, ctx.usage, ctx.now, ctx.half_life)
         groups: dict[str, list[PendingJob]] = {}
         for job in _by_priority(jobs):
             groups.setdefault(job.queue, []).append(job)
         self._turns: dict[str, _QueueTurn] = {}
-        heap: list[tuple[float, str, int]] = []
+        heap: list[tuple[int, float, str, int]] = []
         for name in sorted(groups):
             queue = ctx.queues.get(name)
             group = groups[name]
@@ -229,9 +245,13 @@ class FairShareOrder(JobOrder):
                 group = _queue_order(group, queue)
             turn = _QueueTurn(group, list(vectors.get(name, UsageVector())), queue.weight if queue else 1.0)
             self._turns[name] = turn
-            heap.append((self._share(turn), name, 0))
+            heap.append((self._rank(turn), self._share(turn), name, 0))
         heapq.heapify(heap)
         self._heap = heap
+
+    def _rank(self, turn: _QueueTurn) -> int:
+        """Minus the priority of the queue's next job with `priority_first`, else 0."""
+        return -turn.jobs[turn.next].priority if self._priority_first else 0
 
     def _share(self, turn: _QueueTurn) -> float:
         held = turn.held
@@ -251,16 +271,20 @@ class FairShareOrder(JobOrder):
         heap = self._heap
         turns = self._turns
         while heap:
-            _, name, version = heap[0]
+            _, _, name, version = heap[0]
             turn = turns[name]
             if version != turn.version:
                 heapq.heappop(heap)
                 continue
             position = turn.next
             turn.next = position + 1
+            job = turn.jobs[position]
             if position + 1 >= len(turn.jobs):
                 heapq.heappop(heap)
-            return turn.jobs[position]
+            elif self._priority_first and turn.jobs[position + 1].priority != job.priority:
+                turn.version += 1  # the queue's next job is of a lower priority: it ranks lower
+                heapq.heapreplace(heap, (self._rank(turn), self._share(turn), name, turn.version))
+            return job
         raise StopIteration
 
     def started(self, job: PendingJob, req: Request) -> None:
@@ -276,4 +300,4 @@ class FairShareOrder(JobOrder):
         held[2] += float(req.memory * n)
         turn.version += 1
         if turn.next < len(turn.jobs):
-            heapq.heappush(self._heap, (self._share(turn), job.queue, turn.version))
+            heapq.heappush(self._heap, (self._rank(turn), self._share(turn), job.queue, turn.version))

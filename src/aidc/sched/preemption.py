@@ -68,6 +68,10 @@ class Preemptor:
         self._chosen: dict[int, Preempt] = {}  # victim job id -> its decision
         self._searches = 0
         self._tried: set[tuple[Request, str, int]] = set()  # (shape, queue, priority) already searched
+        # Nodes a job is preempting work on (or waiting for stopping work on), with that job's id: the
+        # rest of the cycle keeps off them, or a job after it in the order would take the room made and
+        # the next cycle preempt again for the same job (Kubernetes' nominated node).
+        self.nominated: dict[str, int] = {}
 
     def preemptions(self) -> list[Preempt]:
         """The cycle's Preempt decisions, by job id."""
@@ -88,9 +92,11 @@ class Preemptor:
         self._searches += 1
         eligible = self._eligibility(job, queue)
         candidates = [(a, why) for a in self.running if a.job_id not in self._chosen and (why := eligible(a))]
-        victims = self._victims_for_nodes(req, [a for a, _ in candidates], ())
-        if victims is None:
+        found = self._victims_for_nodes(req, [a for a, _ in candidates], ())
+        if found is None:
             return None
+        victims, nodes = found
+        self._nominate(nodes, job)
         if not victims:
             if not self.stopping:
                 return None
@@ -124,9 +130,9 @@ class Preemptor:
 
     def _victims_for_nodes(
         self, req: Request, candidates: list[Allocation], already: Iterable[Allocation]
-    ) -> list[Allocation] | None:
+    ) -> tuple[list[Allocation], list[str]] | None:
         """The victims that give `req` its `num_nodes` nodes (an empty list when work already stopping, plus
-        `already`, is enough), or None when even all candidates are not."""
+        `already`, is enough) and those nodes, or None when even all candidates are not."""
         pool = self._freed_pool(already)
         by_node: dict[str, list[Allocation]] = {}
         for alloc in candidates:
@@ -150,7 +156,16 @@ class Preemptor:
         for _, _, _, chosen in options[: req.num_nodes]:
             for alloc in chosen:
                 victims[alloc.job_id] = alloc
-        return sorted(victims.values(), key=lambda a: a.job_id)
+        return sorted(victims.values(), key=lambda a: a.job_id), [name for _, _, name, _ in options[: req.num_nodes]]
+
+    def _nominate(self, nodes: Iterable[str], job: PendingJob) -> None:
+        for name in nodes:
+            self.nominated.setdefault(name, job.id)
+
+    def nominated_text(self, nodes: Iterable[str]) -> str:
+        """The wait reason of a job that fits only on nodes held for preempting jobs."""
+        holders = sorted({self.nominated[name] for name in nodes if name in self.nominated})
+        return f"waiting: the nodes it fits on are held for {jobs_text(holders)}, which is preempting work to start"
 
     def _freed_pool(self, already: Iterable[Allocation]) -> dict[str, NodeCapacity]:
         """UP nodes' free resources once the work already being preempted, and `already`, have exited.
@@ -207,11 +222,13 @@ class Preemptor:
             victims.append(alloc)
         if trial.check(job.queue, req, job.resources.gpu_type) is not None:
             return None
-        more = self._victims_for_nodes(
+        found = self._victims_for_nodes(
             req, [a for a in borrowers if a not in victims and trial.borrowing(a.queue)], victims
         )
-        if more is None:
+        if found is None:
             return None
+        more, nodes = found
+        self._nominate(nodes, job)
         victims.extend(more)
         for alloc in victims:
             self._choose(alloc, f"queue {job.queue} reclaims its nominal quota from queue {alloc.queue}", job)

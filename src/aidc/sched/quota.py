@@ -215,6 +215,11 @@ class CohortLedger:
         book = self._book(queue)
         self._apply(book, self._request(book, req, gpu_model), -1)
 
+    def add(self, alloc: Allocation, gpu_model: str | None) -> None:
+        """Count a running allocation, as the constructor counts each of `running` (for a caller that
+        keeps one ledger from cycle to cycle)."""
+        self._count(alloc, gpu_model, 1)
+
     def release(self, alloc: Allocation, gpu_model: str | None) -> None:
         """Give back what a running allocation holds (e.g. a job about to be preempted)."""
         self._count(alloc, gpu_model, -1)

@@ -5,9 +5,11 @@ one scheduling cycle runs on a snapshot of the simulated cluster, through the ve
 the control plane runs, and its decisions are applied: a Start schedules the job's end, a Preempt puts
 the job back in its queue with the work since its last checkpoint lost, a Cancel ends it.
 
-This first engine builds a whole snapshot per cycle (the scheduler is stateless). That is exact and
-simple, and fast enough for traces of a few thousand jobs; `docs/simulator.md` describes the
-incremental path that large traces need.
+The scheduler runs as a `sched.session.SchedulingSession`: the same cycle, told of each arrival, stop
+and node change instead of rebuilding its state from a whole snapshot every cycle, so that a cycle
+costs what changed rather than the size of the cluster. `incremental=False` runs the stateless
+`PolicyScheduler` on a whole snapshot per cycle instead (`RebuildingSession`): the same decisions,
+the reference the tests and benchmarks compare with.
 
 Simulated time is in seconds from the trace's start; the scheduler sees it as a UTC time from
 `EPOCH`.
@@ -31,10 +33,10 @@ from aidc.domain.decisions import Cancel, Preempt, Start
 from aidc.domain.nodes import Node, NodeState
 from aidc.domain.queues import Queue, TimeShare
 from aidc.sched.config import SchedulerConfig
-from aidc.sched.cycle import PolicyScheduler
 from aidc.sched.estimates import RuntimeHistory
 from aidc.sched.fairshare import DecayBook
-from aidc.sched.snapshot import Allocation, PendingJob, Snapshot
+from aidc.sched.session import RebuildingSession, SchedulingSession
+from aidc.sched.snapshot import Allocation, PendingJob
 from aidc.sim.workload import TraceJob
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
@@ -48,6 +50,16 @@ class Kind(IntEnum):
     FAIL = 2
     ARRIVE = 3
     TURN = 4  # a time-sharing quantum is over (or victims just stopped): schedule again
+
+
+# Beyond these the run cannot be going anywhere: the scheduler keeps preempting at one instant, or a job
+# keeps being stopped (time-sharing turns shorter than its checkpoint interval lose all their work).
+MAX_CYCLES_PER_INSTANT = 1000
+MAX_ATTEMPTS = 1000
+
+
+class SimulationStuck(RuntimeError):
+    """The simulation makes no progress (see `MAX_CYCLES_PER_INSTANT`, `MAX_ATTEMPTS`)."""
 
 
 # Llama 3 405B on 16,384 H100 for 54 days: 419 unexpected interruptions, about 50,700 GPU-hours per
@@ -110,7 +122,6 @@ class JobRecord:
 
 @dataclass(slots=True)
 class _Running:
-    allocation: Allocation
     started: float  # this attempt
     attempt: int
     by_model: dict[str, int] = field(default_factory=dict)  # GPU milli it holds per GPU model
@@ -142,9 +153,9 @@ class Simulator:
         checkpoint: CheckpointModel | None = None,
         failures: FailureModel | None = None,
         progress: Callable[[int, int], None] | None = None,
+        incremental: bool = True,
     ) -> None:
         self.config = config or SchedulerConfig()
-        self.scheduler = PolicyScheduler(self.config)
         self.nodes = tuple(nodes)
         self.jobs = {j.id: j for j in jobs}
         if len(self.jobs) != len(jobs):
@@ -160,15 +171,19 @@ class Simulator:
         self._work_events = 0  # arrivals, ends and turns still in the heap (failures go on for ever)
         self.progress = progress
         self.records = {j.id: JobRecord(j) for j in jobs}
-        self.pending: dict[int, PendingJob] = {}
         self.running: dict[int, _Running] = {}
         self.usage = DecayBook(self.config.fairshare.half_life)
         self.history = RuntimeHistory()
+        session = SchedulingSession if incremental else RebuildingSession
+        self.session = session(
+            self.config, self.nodes, self.queues, history=self.history, running_view=self._with_checkpoint
+        )
         self._events: list[tuple[float, int, int, int, int]] = []  # (time, kind, seq, job id, attempt)
         self._seq = itertools.count()
         self._gpu_milli = sum(1000 * len(n.gpus) for n in self.nodes)
         self._nodes = list(self.nodes)  # with their current state
         self._allocated = 0
+        self._down = 0  # nodes failed and not yet repaired
         self._allocation: list[tuple[float, int]] = [(0.0, 0)]
         self._gpu_models = {n.name: {g.index: g.model for g in n.gpus} for n in self.nodes}
         self._gpus_by_model = dict(Counter(g.model for n in self.nodes for g in n.gpus))
@@ -186,7 +201,10 @@ class Simulator:
         cycles = 0
         now = 0.0
         done = 0
-        while self._events and (self._work_events or self.pending):
+        last, at_instant = -1.0, 0
+        # Past the last arrival, end and turn, jobs still pending can only start once a failed node is
+        # back: with every node up, failures and repairs only bring the cluster back to where it is.
+        while self._events and (self._work_events or (self.session.pending and self._down)):
             now = self._events[0][0]
             while self._events and self._events[0][0] == now:
                 _, kind, _, job_id, attempt = heapq.heappop(self._events)
@@ -202,6 +220,13 @@ class Simulator:
                     self._repair(job_id, now)
             self._cycle(now)
             cycles += 1
+            at_instant = at_instant + 1 if now == last else 1
+            last = now
+            if at_instant > MAX_CYCLES_PER_INSTANT:
+                raise SimulationStuck(
+                    f"at {now:g} s the scheduler preempted and restarted jobs {at_instant} times without time "
+                    "moving on: a preemption loop in this configuration"
+                )
             if self.progress is not None:
                 self.progress(done, len(self.jobs))
         end = max([now, *(r.ended_at for r in self.records.values() if r.ended_at is not None)])
@@ -215,18 +240,28 @@ class Simulator:
             self._work_events += 1
         heapq.heappush(self._events, (at, int(kind), next(self._seq), job_id, attempt))
 
-    def _arrive(self, job_id: int, now: float) -> None:
+    def _arrive(self, job_id: int, now: float, attained: float = 0.0) -> None:
+        """The job enters its queue: on arrival, or again after an attempt was stopped (`attained`:
+        the GPU-seconds its attempts have had). Its estimate is the wall time its next attempt needs."""
         job = self.jobs[job_id]
-        self.pending[job_id] = PendingJob(
-            id=job.id,
-            name=job.name or f"job-{job.id}",
-            user=job.user,
-            queue=job.queue,
-            priority=job.priority,
-            submitted_at=_at(job.submit_time),
-            resources=job.resources(),
-            num_nodes=job.num_nodes,
-            estimated_duration=job.duration,
+        record = self.records[job_id]
+        restarted = record.attempts > 0
+        self.session.submit(
+            PendingJob(
+                id=job.id,
+                name=job.name or f"job-{job.id}",
+                user=job.user,
+                queue=job.queue,
+                priority=job.priority,
+                submitted_at=_at(job.submit_time),
+                resources=job.resources(),
+                num_nodes=job.num_nodes,
+                estimated_duration=None
+                if job.duration is None
+                else self.checkpoint.wall(max(0.0, job.duration - record.done_work), restarted),
+                queued_at=_at(now) if restarted else None,
+                attained_service=attained,
+            )
         )
 
     def _end(self, job_id: int, attempt: int, now: float) -> int:
@@ -238,7 +273,7 @@ class Simulator:
         record.ended_at = now
         record.done_work = self.jobs[job_id].duration or 0.0
         record.wall += now - run.started
-        self._release(run, now)
+        self._release(self.session.stop(job_id), run, now)
         job = self.jobs[job_id]
         self.history.add(job.user, job.name or f"job-{job.id}", job.queue, now - run.started)
         return 1
@@ -247,15 +282,7 @@ class Simulator:
 
     def _cycle(self, now: float) -> None:
         when = _at(now)
-        snapshot = Snapshot(
-            nodes=tuple(self._nodes),
-            pending=tuple(self.pending.values()),
-            running=tuple(self._with_checkpoint(r, now) for r in self.running.values()),
-            queues=self.queues,
-            usage=self.usage.at(when),
-            history=self.history,
-        )
-        for decision in self.scheduler.schedule(snapshot, when):
+        for decision in self.session.cycle(when, self.usage.at(when)):
             if isinstance(decision, Start):
                 self._start(decision, now)
             elif isinstance(decision, Preempt):
@@ -264,47 +291,37 @@ class Simulator:
                 self._preempt(decision.job_id, now)
                 self._push(now, Kind.TURN, 0)
             elif isinstance(decision, Cancel):
-                self.pending.pop(decision.job_id, None)
                 self.records[decision.job_id].cancelled = True
                 self.records[decision.job_id].ended_at = now
 
-    def _with_checkpoint(self, run: _Running, now: float) -> Allocation:
+    def _with_checkpoint(self, alloc: Allocation, when: datetime) -> Allocation:
         """The allocation with its last checkpoint time, so preemption can prefer the least work lost."""
         interval = self.checkpoint.interval
-        if not interval or now - run.started < interval:
-            return run.allocation
+        run = self.running.get(alloc.job_id)
+        now = (when - EPOCH).total_seconds()
+        if not interval or run is None or now - run.started < interval:
+            return alloc
         step = interval + self.checkpoint.cost
         last = run.started + (now - run.started) // step * step
-        return replace(run.allocation, last_checkpoint_at=_at(last))
+        return replace(alloc, last_checkpoint_at=_at(last))
 
     def _start(self, decision: Start, now: float) -> None:
-        view = self.pending.pop(decision.job_id)
+        allocation = self.session.running[decision.job_id]
         job = self.jobs[decision.job_id]
         record = self.records[job.id]
         if record.started_at is None:
             record.started_at = now
         record.attempts += 1
         attempt = record.attempts
-        remaining = (
-            None
-            if job.duration is None
-            else self.checkpoint.wall(max(0.0, job.duration - record.done_work), restarted=attempt > 1)
-        )
-        allocation = Allocation(
-            job.id,
-            job.queue,
-            view.resources,
-            decision.placement,
-            priority=job.priority,
-            user=job.user,
-            name=view.name,
-            started_at=_at(now),
-            estimated_duration=remaining,
-            attained_service=view.attained_service,
-        )
+        if attempt > MAX_ATTEMPTS:
+            raise SimulationStuck(
+                f"job {job.id} was started {MAX_ATTEMPTS} times without finishing: with these time-sharing, "
+                "preemption and checkpoint settings it may never finish"
+            )
+        remaining = allocation.estimated_duration
         ends = None if remaining is None else now + remaining
         by_model = self._milli_by_model(allocation)
-        self.running[job.id] = _Running(allocation, now, attempt, by_model)
+        self.running[job.id] = _Running(now, attempt, by_model)
         if ends is not None:
             self._push(ends, Kind.END, job.id, attempt)
         queue = self.queues[job.queue]
@@ -331,10 +348,9 @@ class Simulator:
             left = max(0.0, job.duration - record.done_work)
             record.done_work += self.checkpoint.kept(ran, run.attempt > 1, left)
         record.wall += ran
-        self._release(run, now)
-        attained = run.allocation.attained_service + _gpu_milli(run.allocation) / 1000 * ran
-        self._arrive(job_id, now)
-        self.pending[job_id] = replace(self.pending[job_id], queued_at=_at(now), attained_service=attained)
+        alloc = self.session.stop(job_id)
+        self._release(alloc, run, now)
+        self._arrive(job_id, now, alloc.attained_service + _gpu_milli(alloc) / 1000 * ran)
         return True
 
     # ------------------------------------------------------------------ failures
@@ -349,12 +365,13 @@ class Simulator:
 
     def _fail(self, index: int, now: float) -> None:
         assert self.failures is not None
-        node = self._nodes[index]
-        self._nodes[index] = node.model_copy(update={"state": NodeState.DOWN})
+        node = self._nodes[index] = self._nodes[index].model_copy(update={"state": NodeState.DOWN})
+        self.session.node_changed(node)
+        self._down += 1
         hit = sorted(
             job_id
-            for job_id, run in self.running.items()
-            if any(a.node == node.name for a in run.allocation.placement.assignments)
+            for job_id, alloc in self.session.running.items()
+            if any(a.node == node.name for a in alloc.placement.assignments)
         )
         for job_id in hit:
             if self._interrupt(job_id, now):
@@ -362,11 +379,12 @@ class Simulator:
         self._push(now + self.failures.repair_s, Kind.REPAIR, index)
 
     def _repair(self, index: int, now: float) -> None:
-        self._nodes[index] = self._nodes[index].model_copy(update={"state": NodeState.UP})
+        node = self._nodes[index] = self._nodes[index].model_copy(update={"state": NodeState.UP})
+        self.session.node_changed(node)
+        self._down -= 1
         self._next_failure(index, now)
 
-    def _release(self, run: _Running, now: float) -> None:
-        alloc = run.allocation
+    def _release(self, alloc: Allocation, run: _Running, now: float) -> None:
         res = alloc.resources
         nodes = len(alloc.placement.assignments)
         self.usage.add(
