@@ -196,12 +196,15 @@ def _simulate(
     failures: FailureModel | None,
     pue: float = DEFAULT_PUE,
 ) -> tuple[dict[str, Any], SimResult]:
-    from aidc.sim.engine import Simulator
+    from aidc.sim.engine import SimulationStuck, Simulator
     from aidc.sim.metrics import measure
 
     began = time.perf_counter()
     with _progress(f"{name}", len(jobs)) as update:
-        result = Simulator(jobs, nodes, config, checkpoint=checkpoint, failures=failures, progress=update).run()
+        try:
+            result = Simulator(jobs, nodes, config, checkpoint=checkpoint, failures=failures, progress=update).run()
+        except SimulationStuck as exc:
+            fail(f"{name}: {exc}")
     metrics = measure(result, pue=pue).as_dict()
     return {"policy": name, **metrics, "wall_s": time.perf_counter() - began}, result
 

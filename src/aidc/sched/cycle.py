@@ -30,12 +30,13 @@ the resources left after all of the cycle's starts.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from aidc.domain.decisions import Decision, Start, Wait
 from aidc.domain.nodes import Node
+from aidc.domain.queues import Queue
 from aidc.domain.resources import Resources
 from aidc.sched.admission import as_utc, backoff_reason, unknown_queue_reason
 from aidc.sched.backfill import Reservation, plan_reservation
@@ -51,7 +52,7 @@ from aidc.sched.quota import CohortLedger
 from aidc.sched.scoring import scorer_names
 from aidc.sched.snapshot import Allocation, PendingJob, Snapshot
 
-__all__ = ["Cycle", "CyclePlan", "PolicyScheduler", "check_scorers", "workload"]
+__all__ = ["Cycle", "CyclePlan", "PolicyScheduler", "check_scorers", "queue_traits", "workload"]
 
 
 PlacerFactory = Callable[[Sequence[Node], Iterable[Allocation], PlacementConfig, Sequence[Request]], Placer]
@@ -114,6 +115,18 @@ def check_scorers(config: SchedulerConfig) -> None:
             raise ValueError(f"placement.scorers: unknown scorer {name!r}; known: {', '.join(known)}")
 
 
+QueueTraits = tuple[bool, bool, bool]
+
+
+def queue_traits(queues: Mapping[str, Queue]) -> dict[str, QueueTraits]:
+    """Per queue: has it any limit (quota, or a cohort)? is it in a cohort? has it per-model GPU quotas?
+    (`Cycle` takes them ready-made from a caller that keeps them.)"""
+    return {
+        name: (not q.quota.unlimited or q.cohort is not None, q.cohort is not None, bool(q.quota.gpu_models))
+        for name, q in queues.items()
+    }
+
+
 def workload(config: SchedulerConfig, requests: Iterable[Request]) -> Sequence[Request]:
     """What the placer is told of the pending work: nothing for best fit alone, which never reads it;
     the pending requests for the other scorers (FGD's target distribution, the cut of node kinds)."""
@@ -136,6 +149,7 @@ class Cycle:
         request_of: dict[int, Request],
         *,
         reasons: bool = True,
+        traits: Mapping[str, QueueTraits] | None = None,
     ) -> None:
         self.config = config
         self.snapshot = snapshot
@@ -154,11 +168,7 @@ class Cycle:
         self.over_quota: list[tuple[int, int, str, Request, str | None]] = []
         self.quota_failed: set[tuple[str, Request, str | None]] = set()
         self.failed: set[tuple[Request, bool]] = set()  # shapes that found no nodes (without/with the reservation)
-        # Per queue: has it any limit (quota, or a cohort)? is it in a cohort? has it per-model GPU quotas?
-        self.queue_traits = {
-            name: (not q.quota.unlimited or q.cohort is not None, q.cohort is not None, bool(q.quota.gpu_models))
-            for name, q in snapshot.queues.items()
-        }
+        self.queue_traits = queue_traits(snapshot.queues) if traits is None else traits
         self.preemptor = Preemptor(config, snapshot, now, self.placer, self.ledger, self.estimator)
 
     def run(self, capacity: Capacity | None = None) -> list[Decision]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from functools import cached_property
 
 from aidc.domain.decisions import Preempt
 from aidc.domain.nodes import NodeState
@@ -62,8 +63,7 @@ class Preemptor:
         self.now = now
         self.placer = placer
         self.ledger = ledger
-        self.running = [a for a in snapshot.running if not a.preempting]
-        self.stopping = [a for a in snapshot.running if a.preempting]
+        self._snapshot_running = snapshot.running
         self.timeshared = any(q.timeshare is not TimeShare.NONE for q in snapshot.queues.values())
         self._chosen: dict[int, Preempt] = {}  # victim job id -> its decision
         self._searches = 0
@@ -72,6 +72,15 @@ class Preemptor:
         # rest of the cycle keeps off them, or a job after it in the order would take the room made and
         # the next cycle preempt again for the same job (Kubernetes' nominated node).
         self.nominated: dict[str, int] = {}
+
+    # Listed on first use: most cycles never preempt, and a cycle should not cost O(running) for nothing.
+    @cached_property
+    def running(self) -> list[Allocation]:
+        return [a for a in self._snapshot_running if not a.preempting]
+
+    @cached_property
+    def stopping(self) -> list[Allocation]:
+        return [a for a in self._snapshot_running if a.preempting]
 
     def preemptions(self) -> list[Preempt]:
         """The cycle's Preempt decisions, by job id."""

@@ -33,7 +33,7 @@ from aidc.sched.admission import as_utc
 from aidc.sched.candidates import FairShareMerged, Group, GroupKey, MergedOrder, order_key
 from aidc.sched.capacity import Request
 from aidc.sched.config import OrderingPolicy, SchedulerConfig
-from aidc.sched.cycle import Cycle, PolicyScheduler, check_scorers, workload
+from aidc.sched.cycle import Cycle, PolicyScheduler, check_scorers, queue_traits, workload
 from aidc.sched.estimates import RuntimeHistory
 from aidc.sched.fairshare import Capacity, UsageVector, standing_vectors
 from aidc.sched.ordering import JobOrder
@@ -201,7 +201,11 @@ class SchedulingSession(_Base):
         self._live: dict[GroupKey, Group] = {}  # groups that may start a job now
         self._failed: dict[GroupKey, Group] = {}  # groups that could not, until resources or quota come back
         self._limited = {name for name, q in self.queues.items() if not q.quota.unlimited}
+        # With no quota and no cohort anywhere the ledger is never read (the cycle checks and charges
+        # limited queues only): skip counting.
+        self._counts = bool(self._limited) or any(q.cohort is not None for q in self.queues.values())
         self._weights = {name: q.weight for name, q in self.queues.items()}
+        self._traits = queue_traits(self.queues)
 
     @property
     def grouped(self) -> bool:
@@ -242,7 +246,8 @@ class SchedulingSession(_Base):
 
     def stop(self, job_id: int) -> Allocation:
         alloc = super().stop(job_id)
-        self._ledger.release(alloc, self.gpu_model(alloc.placement))
+        if self._counts:
+            self._ledger.release(alloc, self.gpu_model(alloc.placement))
         placer = self._placer
         if placer is not None:
             placer.release(alloc)
@@ -284,7 +289,7 @@ class SchedulingSession(_Base):
         ]
         fits: dict[Request, bool] = {}
         revived: list[GroupKey] = []
-        for key, group in self._failed.items():
+        for key in self._failed:
             queue, req = key
             if req.num_nodes > 1 or (queue == alloc.queue and queue in self._limited):
                 revived.append(key)
@@ -315,19 +320,19 @@ class SchedulingSession(_Base):
         capacity = self._capacity
         if capacity is None:
             capacity = self._capacity = placer.capacity_totals()
-        fairshare = self.config.policy is OrderingPolicy.FAIRSHARE
-        running = self._running(now) if not self._grouped or fairshare else ()
         snapshot = Snapshot(
             nodes=self._nodes(),
             pending=() if self._grouped else tuple(self.pending.values()),
-            running=running,
+            # a grouped cycle neither preempts nor backfills: only fair share reads the running work
+            running=() if self._grouped else self._running(now),
             queues=self.queues,
             usage=usage,
             history=self.history,
         )
-        cycle = Cycle(self.config, snapshot, now, placer, self._ledger.copy(), self._requests, reasons=False)
+        ledger = self._ledger.copy() if self._counts else self._ledger  # the cycle charges its own copy
+        cycle = Cycle(self.config, snapshot, now, placer, ledger, self._requests, reasons=False, traits=self._traits)
         if self._grouped:
-            decisions = cycle.walk(self._order(live, running, usage, capacity, now))
+            decisions = cycle.walk(self._order(live, usage, capacity, now))
             for group in live:
                 if not group.live:
                     self._failed[group.key] = group
@@ -340,13 +345,12 @@ class SchedulingSession(_Base):
     def _order(
         self,
         live: list[Group],
-        running: tuple[Allocation, ...],
         usage: Mapping[str, UsageVector],
         capacity: Capacity,
         now: datetime,
     ) -> JobOrder:
         if self.config.policy is OrderingPolicy.FAIRSHARE and len({g.key[0] for g in live}) > 1:
-            vectors = standing_vectors(running, usage, now, self.config.fairshare.half_life)
+            vectors = standing_vectors(self._running(now), usage, now, self.config.fairshare.half_life)
             return FairShareMerged(live, vectors, capacity, self._weights)
         # One queue: its own order, whatever the shares.
         return MergedOrder(live)
@@ -367,7 +371,8 @@ class SchedulingSession(_Base):
 
     def _started(self, decision: Start, now: datetime) -> Allocation:
         alloc = super()._started(decision, now)
-        self._ledger.add(alloc, self.gpu_model(alloc.placement))
+        if self._counts:
+            self._ledger.add(alloc, self.gpu_model(alloc.placement))
         self._requests.pop(alloc.job_id, None)
         self._group_of.pop(alloc.job_id, None)
         return alloc

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from aidc.domain.cluster import ClusterSpec
 from aidc.domain.nodes import Node
-from aidc.sim.traces import TraceError, openb, tiresias, traces_dir
+from aidc.sim.traces import SYNTHETIC_PREFIX, TraceError, openb, tiresias, traces_dir
 from aidc.sim.traces.machines import GiB, machine
 from aidc.sim.traces.table import CellError, Table, integer, number
 
@@ -187,6 +187,13 @@ def load_cluster_yaml(path: Path) -> tuple[Node, ...]:
 
 def load_cluster(name_or_path: str) -> tuple[Node, ...]:
     """A named cluster (`cluster_names()`), a cluster YAML file, or an openb-format node list (.csv)."""
+    if name_or_path.startswith(SYNTHETIC_PREFIX):
+        from aidc.sim.synthetic import cluster_from_spec
+
+        try:
+            return cluster_from_spec(name_or_path)
+        except ValueError as exc:
+            raise TraceError(f"{name_or_path}: {exc}") from None
     if name_or_path in _NAMED:
         folder = traces_dir()
         if not folder.is_dir() and name_or_path != "pollux":
@@ -197,7 +204,8 @@ def load_cluster(name_or_path: str) -> tuple[Node, ...]:
     path = Path(name_or_path).expanduser()
     if not path.is_file():
         raise TraceError(
-            f"unknown cluster {name_or_path!r}; known: {', '.join(_NAMED)}, or a path to a cluster YAML file"
+            f"unknown cluster {name_or_path!r}; known: {', '.join(_NAMED)}, synthetic:gpus=G, "
+            "or a path to a cluster YAML file"
         )
     if path.suffix.lower() == ".csv":
         return openb.load_nodes(path)

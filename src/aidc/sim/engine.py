@@ -32,7 +32,8 @@ from enum import IntEnum
 from aidc.domain.decisions import Cancel, Preempt, Start
 from aidc.domain.nodes import Node, NodeState
 from aidc.domain.queues import Queue, TimeShare
-from aidc.sched.config import SchedulerConfig
+from aidc.domain.resources import Resources
+from aidc.sched.config import OrderingPolicy, SchedulerConfig
 from aidc.sched.estimates import RuntimeHistory
 from aidc.sched.fairshare import DecayBook
 from aidc.sched.session import RebuildingSession, SchedulingSession
@@ -138,6 +139,7 @@ class SimResult:
     # GPUs per GPU model, and per model the (time, allocated GPU milli) after each change (energy)
     gpus_by_model: dict[str, int] = field(default_factory=dict)
     allocation_by_model: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
+    events: int = 0  # arrivals, ends, turns, failures and repairs applied
 
 
 class Simulator:
@@ -173,7 +175,11 @@ class Simulator:
         self.records = {j.id: JobRecord(j) for j in jobs}
         self.running: dict[int, _Running] = {}
         self.usage = DecayBook(self.config.fairshare.half_life)
+        self._fairshare = self.config.policy is OrderingPolicy.FAIRSHARE  # the one policy that reads usage
+        self._resources: dict[tuple[int, int, str | None, float, int], Resources] = {}  # one per shape
         self.history = RuntimeHistory()
+        # Past run times only stand in for a missing estimate: with every duration known, none is read.
+        self._estimates_from_history = any(j.duration is None for j in jobs)
         session = SchedulingSession if incremental else RebuildingSession
         self.session = session(
             self.config, self.nodes, self.queues, history=self.history, running_view=self._with_checkpoint
@@ -202,12 +208,14 @@ class Simulator:
         now = 0.0
         done = 0
         last, at_instant = -1.0, 0
+        events = 0
         # Past the last arrival, end and turn, jobs still pending can only start once a failed node is
         # back: with every node up, failures and repairs only bring the cluster back to where it is.
         while self._events and (self._work_events or (self.session.pending and self._down)):
             now = self._events[0][0]
             while self._events and self._events[0][0] == now:
                 _, kind, _, job_id, attempt = heapq.heappop(self._events)
+                events += 1
                 if kind in _WORK:
                     self._work_events -= 1
                 if kind == Kind.ARRIVE:
@@ -231,7 +239,14 @@ class Simulator:
                 self.progress(done, len(self.jobs))
         end = max([now, *(r.ended_at for r in self.records.values() if r.ended_at is not None)])
         return SimResult(
-            self.records, end, cycles, self._allocation, self._gpu_milli, dict(self._gpus_by_model), self._by_model
+            self.records,
+            end,
+            cycles,
+            self._allocation,
+            self._gpu_milli,
+            dict(self._gpus_by_model),
+            self._by_model,
+            events,
         )
 
     def _push(self, at: float, kind: Kind, job_id: int, attempt: int = 0) -> None:
@@ -254,7 +269,7 @@ class Simulator:
                 queue=job.queue,
                 priority=job.priority,
                 submitted_at=_at(job.submit_time),
-                resources=job.resources(),
+                resources=self._resources_of(job),
                 num_nodes=job.num_nodes,
                 estimated_duration=None
                 if job.duration is None
@@ -274,15 +289,16 @@ class Simulator:
         record.done_work = self.jobs[job_id].duration or 0.0
         record.wall += now - run.started
         self._release(self.session.stop(job_id), run, now)
-        job = self.jobs[job_id]
-        self.history.add(job.user, job.name or f"job-{job.id}", job.queue, now - run.started)
+        if self._estimates_from_history:
+            job = self.jobs[job_id]
+            self.history.add(job.user, job.name or f"job-{job.id}", job.queue, now - run.started)
         return 1
 
     # ------------------------------------------------------------------ a cycle
 
     def _cycle(self, now: float) -> None:
         when = _at(now)
-        for decision in self.session.cycle(when, self.usage.at(when)):
+        for decision in self.session.cycle(when, self.usage.at(when) if self._fairshare else None):
             if isinstance(decision, Start):
                 self._start(decision, now)
             elif isinstance(decision, Preempt):
@@ -315,7 +331,7 @@ class Simulator:
         attempt = record.attempts
         if attempt > MAX_ATTEMPTS:
             raise SimulationStuck(
-                f"job {job.id} was started {MAX_ATTEMPTS} times without finishing: with these time-sharing, "
+                f"job {job.id} was started {MAX_ATTEMPTS} times without finishing: with these failure, time-sharing, "
                 "preemption and checkpoint settings it may never finish"
             )
         remaining = allocation.estimated_duration
@@ -387,17 +403,26 @@ class Simulator:
     def _release(self, alloc: Allocation, run: _Running, now: float) -> None:
         res = alloc.resources
         nodes = len(alloc.placement.assignments)
-        self.usage.add(
-            alloc.queue,
-            res.gpus * res.gpu_milli / 1000 * nodes,
-            res.cpus * nodes,
-            res.memory * nodes,
-            _at(run.started),
-            _at(now),
-        )
+        if self._fairshare:
+            self.usage.add(
+                alloc.queue,
+                res.gpus * res.gpu_milli / 1000 * nodes,
+                res.cpus * nodes,
+                res.memory * nodes,
+                _at(run.started),
+                _at(now),
+            )
         self._allocated -= _gpu_milli(alloc)
         self._allocation.append((now, self._allocated))
         self._hold_models(run.by_model, -1, now)
+
+    def _resources_of(self, job: TraceJob) -> Resources:
+        """The job's request per node, one object per shape (validated once, not once per arrival)."""
+        key = (job.num_gpus, job.gpu_milli, job.gpu_type, job.cpus, job.memory)
+        found = self._resources.get(key)
+        if found is None:
+            found = self._resources[key] = job.resources()
+        return found
 
     def _milli_by_model(self, alloc: Allocation) -> dict[str, int]:
         """GPU milli an allocation holds per GPU model (GPU indices a node does not have are skipped)."""

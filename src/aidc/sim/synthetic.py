@@ -22,14 +22,23 @@ SOURCE = "Synthetic workload (aidc.sim.synthetic): Poisson arrivals, Philly/Heli
 
 # GPUs per job and their weights: a Philly/Helios-like mix (Jeon et al., ATC 2019; Hu et al., SC 2021):
 # single-GPU jobs dominate by count, gangs of 2..8 nodes are rare but hold much of the GPU time.
-GPU_MIX: tuple[tuple[int, float], ...] = ((1, 0.62), (2, 0.12), (4, 0.12), (8, 0.09), (16, 0.03), (32, 0.015), (64, 0.005))
+GPU_MIX: tuple[tuple[int, float], ...] = (
+    (1, 0.62),
+    (2, 0.12),
+    (4, 0.12),
+    (8, 0.09),
+    (16, 0.03),
+    (32, 0.015),
+    (64, 0.005),
+)
 # Run time: log-normal, median 15 minutes, long tail (sigma 1.8: p99 about 18 hours), capped at 7 days.
 MEDIAN_RUNTIME_S = 900.0
 RUNTIME_SIGMA = 1.8
 MAX_RUNTIME_S = 7 * 86400.0
-# Nodes: 8 GPUs, 96 CPUs, 1 TiB; jobs ask 8 CPUs and 96 GiB per GPU, so GPUs decide placement.
+# Nodes: 8 GPUs, 96 CPUs, 1 TiB. Jobs ask 6 CPUs and 32 GiB per GPU: GPUs decide placement, and the
+# jobs also fit the 8-GPU machines of the published clusters (PAI 2020: 96 CPUs, 384-512 GiB).
 NODE_GPUS, NODE_CPUS, NODE_MEMORY, NODE_MODEL = 8, 96.0, 1024 * GiB, "H100-SXM"
-CPUS_PER_GPU, MEMORY_PER_GPU = 8.0, 96 * GiB
+CPUS_PER_GPU, MEMORY_PER_GPU = 6.0, 32 * GiB
 QUEUES = ("research", "production", "dev")
 QUEUE_WEIGHTS = (0.5, 0.3, 0.2)
 

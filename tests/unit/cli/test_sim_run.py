@@ -133,3 +133,35 @@ def test_the_cli_default_pue_is_the_metrics_default() -> None:
     from aidc.sim.metrics import DEFAULT_PUE
 
     assert CLI_PUE == DEFAULT_PUE
+
+
+def test_a_run_that_cannot_finish_stops_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], small: list[str]
+) -> None:
+    # The node fails every ~4 s and jobs never checkpoint: the 1000 s job restarts for ever.
+    code, out, err = run(
+        monkeypatch, capsys, "run", *small, "--failures", "mtbf_gpu_hours=0.001,repair_hours=0.0001", "--json"
+    )
+    assert code == 1
+    assert out == ""
+    assert err.count("\n") == 1
+    assert "was started 1000 times without finishing" in err
+
+
+def test_synthetic_trace_and_cluster_by_spec(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(
+        monkeypatch,
+        capsys,
+        "run",
+        "--trace",
+        "synthetic:jobs=300,gpus=64,seed=2",
+        "--cluster",
+        "synthetic:gpus=64",
+        "--json",
+    )
+    assert code == 0, err
+    metrics = json.loads(out)
+    assert metrics["jobs"] == 300
+    assert 0 < metrics["gpu_allocation_ratio"] <= 1

@@ -143,3 +143,30 @@ def test_las_preempts_the_job_with_more_attained_service() -> None:
     rich = replace(newcomer, attained_service=1_000_000)
     out = OFF.schedule(snapshot(nodes, [rich], veteran, queues), NOW)
     assert preempted(out) == {}
+
+
+def test_the_room_made_by_preemption_is_kept_for_the_preempting_job() -> None:
+    # Node a: one GPU free, one held by a low-priority job. Job 1 (priority 5) needs both GPUs of a
+    # node: it preempts job 10. Job 2 (priority 1, one GPU) fits on a's free GPU, but that node is now
+    # nominated for job 1: were job 2 to take it, job 1 would preempt again next cycle, for ever.
+    nodes = [node("a", gpus=2)]
+    out = ON.schedule(
+        snapshot(nodes, [job(1, gpus=2, priority=5), job(2, gpus=1, priority=1)], [running(10, {"a": [0]})]), NOW
+    )
+    assert list(preempted(out)) == [10]
+    assert not any(isinstance(d, Start) for d in out)
+    assert "held for job 1" in reason(next(d for d in out if d.job_id == 2))
+
+
+def test_with_preemption_on_priority_orders_before_the_policy() -> None:
+    # fifo would consider job 2 (submitted first) before job 1; with preemption on, job 1's higher
+    # priority puts it first, so a job preempted for it cannot come back ahead of it.
+    fifo = PolicyScheduler(SchedulerConfig(policy="fifo", preemption=PreemptionConfig(enabled=True)))
+    pending = [job(1, gpus=1, priority=5, submitted=10), job(2, gpus=1, priority=0, submitted=0)]
+    out = fifo.schedule(snapshot([node("a", gpus=1)], pending), NOW)
+    assert [d.job_id for d in out if isinstance(d, Start)] == [1]
+    out = OFF.schedule(snapshot([node("a", gpus=1)], pending), NOW)  # priority policy, no preemption
+    assert [d.job_id for d in out if isinstance(d, Start)] == [1]
+    plain_fifo = PolicyScheduler(SchedulerConfig(policy="fifo"))
+    out = plain_fifo.schedule(snapshot([node("a", gpus=1)], pending), NOW)
+    assert [d.job_id for d in out if isinstance(d, Start)] == [2]

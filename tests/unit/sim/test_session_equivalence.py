@@ -17,7 +17,7 @@ import pytest
 
 from aidc.domain.nodes import Gpu, Node
 from aidc.sched.config import SchedulerConfig
-from aidc.sim.engine import CheckpointModel, FailureModel, Simulator, SimulationStuck
+from aidc.sim.engine import CheckpointModel, FailureModel, SimulationStuck, Simulator
 from aidc.sim.workload import TraceJob
 
 GiB = 2**30

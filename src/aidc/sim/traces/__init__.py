@@ -20,6 +20,7 @@ from aidc.sim.workload import Trace
 __all__ = ["TraceError", "load_trace", "trace_formats", "trace_names", "traces_dir"]
 
 ENV_VAR = "AIDC_TRACES_DIR"
+SYNTHETIC_PREFIX = "synthetic:"  # a generated workload (`aidc.sim.synthetic`), not a file
 
 _NAMED: dict[str, Callable[[Path], Trace]] = {
     **{name: partial(openb.load, name=name) for name in openb.POD_LISTS},
@@ -104,6 +105,13 @@ def load_trace(name_or_path: str, format: str | None = None) -> Trace:
     ("path:line: column: problem")."""
     if format is not None and format not in _FORMATS:
         raise TraceError(f"unknown trace format {format!r}; known: {', '.join(_FORMATS)}")
+    if format is None and name_or_path.startswith(SYNTHETIC_PREFIX):
+        from aidc.sim.synthetic import trace_from_spec  # imported here: it builds on this package
+
+        try:
+            return trace_from_spec(name_or_path)
+        except ValueError as exc:
+            raise TraceError(f"{name_or_path}: {exc}") from None
     if format is None and name_or_path in _NAMED:
         folder = traces_dir()
         if not folder.is_dir():
@@ -114,6 +122,9 @@ def load_trace(name_or_path: str, format: str | None = None) -> Trace:
         if path.exists():
             raise TraceError("not a file", path=path)
         if format is None:
-            raise TraceError(f"unknown trace {name_or_path!r}; known: {', '.join(_NAMED)}, or a path to a trace file")
+            raise TraceError(
+                f"unknown trace {name_or_path!r}; known: {', '.join(_NAMED)}, "
+                "synthetic:jobs=N,gpus=G[,load=L][,seed=S], or a path to a trace file"
+            )
         raise TraceError("no such file", path=path)
     return _FORMATS[format or _sniff(path)](path)
