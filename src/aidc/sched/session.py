@@ -207,11 +207,6 @@ class SchedulingSession(_Base):
         self._weights = {name: q.weight for name, q in self.queues.items()}
         self._traits = queue_traits(self.queues)
 
-    @property
-    def grouped(self) -> bool:
-        """Whether cycles walk only the groups that may start a job (else every pending job)."""
-        return self._grouped
-
     # ---------------------------------------------------------------- changes
 
     def submit(self, job: PendingJob) -> None:

@@ -140,6 +140,9 @@ class SimResult:
     gpus_by_model: dict[str, int] = field(default_factory=dict)
     allocation_by_model: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
     events: int = 0  # arrivals, ends, turns, failures and repairs applied
+    # (time, free GPU milli while a job that asks for GPUs waits, else 0) after each cycle: GPUs left
+    # idle that the waiting work could not use (fragmentation, `metrics.stranded_share`)
+    stranded: list[tuple[float, int]] = field(default_factory=list)
 
 
 class Simulator:
@@ -190,6 +193,8 @@ class Simulator:
         self._nodes = list(self.nodes)  # with their current state
         self._allocated = 0
         self._down = 0  # nodes failed and not yet repaired
+        self._waiting_for_gpus = 0  # pending jobs that ask for GPUs
+        self._stranded: list[tuple[float, int]] = [(0.0, 0)]
         self._allocation: list[tuple[float, int]] = [(0.0, 0)]
         self._gpu_models = {n.name: {g.index: g.model for g in n.gpus} for n in self.nodes}
         self._gpus_by_model = dict(Counter(g.model for n in self.nodes for g in n.gpus))
@@ -247,6 +252,7 @@ class Simulator:
             dict(self._gpus_by_model),
             self._by_model,
             events,
+            self._stranded,
         )
 
     def _push(self, at: float, kind: Kind, job_id: int, attempt: int = 0) -> None:
@@ -261,6 +267,7 @@ class Simulator:
         job = self.jobs[job_id]
         record = self.records[job_id]
         restarted = record.attempts > 0
+        self._waiting_for_gpus += job.num_gpus > 0
         self.session.submit(
             PendingJob(
                 id=job.id,
@@ -298,6 +305,12 @@ class Simulator:
 
     def _cycle(self, now: float) -> None:
         when = _at(now)
+        self._cycle_decisions(now, when)
+        stranded = self._gpu_milli - self._allocated if self._waiting_for_gpus else 0
+        if stranded != self._stranded[-1][1]:
+            self._stranded.append((now, stranded))
+
+    def _cycle_decisions(self, now: float, when: datetime) -> None:
         for decision in self.session.cycle(when, self.usage.at(when) if self._fairshare else None):
             if isinstance(decision, Start):
                 self._start(decision, now)
@@ -307,6 +320,7 @@ class Simulator:
                 self._preempt(decision.job_id, now)
                 self._push(now, Kind.TURN, 0)
             elif isinstance(decision, Cancel):
+                self._waiting_for_gpus -= self.jobs[decision.job_id].num_gpus > 0
                 self.records[decision.job_id].cancelled = True
                 self.records[decision.job_id].ended_at = now
 
@@ -324,6 +338,7 @@ class Simulator:
     def _start(self, decision: Start, now: float) -> None:
         allocation = self.session.running[decision.job_id]
         job = self.jobs[decision.job_id]
+        self._waiting_for_gpus -= job.num_gpus > 0
         record = self.records[job.id]
         if record.started_at is None:
             record.started_at = now

@@ -6,6 +6,8 @@
 - GPU allocation ratio: time-weighted mean of allocated / total GPU capacity over the makespan.
 - Jain's fairness index across queues, of each queue's GPU-seconds received per GPU-second asked
   (1 = every queue got the same share of what it asked; 1/n = one queue got everything).
+- Fragmentation (`stranded_gpu_share`): time-weighted mean share of the GPUs left free while a job
+  that asks for GPUs waits: capacity the waiting work could not use (wrong shape, model or node).
 - Queueing SLO: the share of jobs that started within `slo_s` seconds of their submit.
 - Lost work: GPU-seconds of work redone after preemptions (goodput lost).
 - Energy of the GPUs over the makespan, from the GPU catalog (`aidc.domain.catalog`): at each instant a
@@ -49,6 +51,7 @@ class Metrics:
     p99_queue_s: float
     makespan_s: float
     gpu_allocation_ratio: float
+    stranded_gpu_share: float
     jain_fairness: float
     slo_s: float
     slo_met_share: float
@@ -131,6 +134,7 @@ def measure(
         p99_queue_s=percentile(queue, 99),
         makespan_s=makespan,
         gpu_allocation_ratio=allocation_ratio(result, first_submit),
+        stranded_gpu_share=stranded_share(result, first_submit),
         jain_fairness=jain(shares),
         slo_s=slo_s,
         slo_met_share=met / len(records) if records else 1.0,
@@ -150,6 +154,14 @@ def allocation_ratio(result: SimResult, start: float = 0.0) -> float:
     if result.total_gpu_milli == 0 or result.end_time <= start:
         return 0.0
     area = held_area(result.allocation, start, result.end_time)
+    return area / (result.total_gpu_milli * (result.end_time - start))
+
+
+def stranded_share(result: SimResult, start: float = 0.0) -> float:
+    """Time-weighted mean share of the GPU capacity left free while GPU work waited, from `start` on."""
+    if result.total_gpu_milli == 0 or result.end_time <= start:
+        return 0.0
+    area = held_area(result.stranded, start, result.end_time)
     return area / (result.total_gpu_milli * (result.end_time - start))
 
 

@@ -140,3 +140,15 @@ def test_failures_mark_jobs_and_are_reproducible() -> None:
     first = run()
     assert first[0] > 0
     assert run() == first
+
+
+def test_gpus_left_free_while_gpu_work_waits_count_as_stranded() -> None:
+    # One node of 2 GPUs and 64 CPUs. Job 1 takes 1 GPU and all 64 CPUs for 100 s; job 2 (1 GPU, 1 CPU)
+    # waits for CPUs while a GPU sits free: that GPU is stranded until job 1 ends.
+    hog = TraceJob(id=1, submit_time=0, duration=100, num_gpus=1, gpu_milli=1000, gpu_type=None, cpus=64, memory=GiB)
+    result = Simulator([hog, job(2, 0, 50)], [gpu_node("a", 2)]).run()
+    assert result.records[2].started_at == 100
+    metrics = measure(result)
+    assert metrics.stranded_gpu_share == pytest.approx(0.5 * 100 / 150)  # 1 of 2 GPUs, 100 of 150 s
+    alone = measure(Simulator([job(1, 0, 100)], [gpu_node("n", 2)]).run())
+    assert alone.stranded_gpu_share == 0  # a GPU idle with nothing waiting is not stranded
