@@ -219,9 +219,16 @@ class NodeCapacity:
         """Undo a `take` with the same figures."""
         self.free_cpus_m += cpus_m
         self.free_memory += memory
+        used, models = self.used, self.gpu_models
         for index in dict.fromkeys(gpus):
-            if index in self.gpu_models:
-                self._set_used(index, max(0, self.used.get(index, 0) - milli))
+            if index not in models:
+                continue
+            before = used.get(index, 0)
+            if before == milli >= GPU_MILLI:  # the usual case: a whole GPU held by this work alone
+                del used[index]
+                insort(self.free_gpus, index)
+            else:
+                self._set_used(index, max(0, before - milli))
 
     def _set_used(self, index: int, used: int) -> None:
         before = self.used.get(index, 0)
