@@ -2,8 +2,8 @@
 side by side, and print job completion and queueing times, makespan, allocation, lost work and energy
 (the GPUs' energy from the GPU catalog, times the PUE; see `aidc.sim.metrics`).
 
-The engine builds a whole scheduling snapshot per event, so traces of a few thousand jobs take seconds;
-larger ones are slow until the incremental path lands (docs/simulator.md)."""
+The engine drives the scheduler as an incremental session (`aidc.sched.session`): 20,000 jobs take a
+couple of seconds per policy (`bench/sim_run.py`)."""
 
 from __future__ import annotations
 
@@ -51,7 +51,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print the metrics as JSON
 PueOpt = Annotated[
     float, typer.Option("--pue", help="Power usage effectiveness (facility / IT power) applied to GPU energy")
 ]
-ReportOpt = Annotated[Path | None, typer.Option("--report", help="Write report.md and metrics.json here")]
+ReportOpt = Annotated[
+    Path | None, typer.Option("--report", help="Write report.md, metrics.json and the plots (PNG) here")
+]
 
 
 @app.command()
@@ -235,7 +237,17 @@ class _progress:
 def _print_table(rows: list[dict[str, Any]], trace: str, cluster: str, jobs: int, source: str) -> None:
     render.console.print(f"trace {trace} ({jobs:,} jobs) on cluster {cluster}")
     t = render.table(
-        "POLICY", "MEAN JCT", "P95 JCT", "MEAN QUEUE", "P95 QUEUE", "MAKESPAN", "GPU ALLOC", "LOST GPU-H", "KWH", "WALL"
+        "POLICY",
+        "MEAN JCT",
+        "P95 JCT",
+        "MEAN QUEUE",
+        "P95 QUEUE",
+        "MAKESPAN",
+        "GPU ALLOC",
+        "STRANDED",
+        "LOST GPU-H",
+        "KWH",
+        "WALL",
     )
     for r in rows:
         t.add_row(
@@ -246,11 +258,13 @@ def _print_table(rows: list[dict[str, Any]], trace: str, cluster: str, jobs: int
             _h(r["p95_queue_s"]),
             _h(r["makespan_s"]),
             f"{r['gpu_allocation_ratio'] * 100:.1f}%",
+            f"{r['stranded_gpu_share'] * 100:.1f}%",
             f"{r['gpu_seconds_lost'] / 3600:,.1f}",
             _kwh(r["energy_kwh"]),
             f"{r['wall_s']:.2f}s",
         )
     render.console.print(t)
+    render.console.print("STRANDED: share of the GPUs left free while jobs that ask for GPUs waited (fragmentation)")
     render.console.print(_energy_note(rows[0]))
     render.console.print(f"Trace: {source}")
 
@@ -294,13 +308,16 @@ def _write_report(
         (directory / "metrics.json").write_text(json.dumps(rows, indent=2) + "\n")
         lines = ["# Simulation", "", f"Trace `{rows[0]['trace']}` on cluster `{rows[0]['cluster']}`.", ""]
         lines += [
-            "| policy | mean JCT s | p95 JCT s | mean queue s | makespan s | GPU allocation | energy kWh |",
-            "|---|---:|---:|---:|---:|---:|---:|",
+            "| policy | mean JCT s | p95 JCT s | mean queue s | queue SLO met | makespan s | GPU allocation "
+            "| stranded GPUs | energy kWh |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for r in rows:
             lines.append(
                 f"| {r['policy']} | {r['mean_jct_s']:.0f} | {r['p95_jct_s']:.0f} | {r['mean_queue_s']:.0f} "
-                f"| {r['makespan_s']:.0f} | {r['gpu_allocation_ratio'] * 100:.1f}% | {r['energy_kwh']:,.1f} |"
+                f"| {r['slo_met_share'] * 100:.1f}% (<= {r['slo_s']:g} s) | {r['makespan_s']:.0f} "
+                f"| {r['gpu_allocation_ratio'] * 100:.1f}% | {r['stranded_gpu_share'] * 100:.1f}% "
+                f"| {r['energy_kwh']:,.1f} |"
             )
         lines += ["", _energy_note(rows[0]) + ".", ""]
         if plotted:

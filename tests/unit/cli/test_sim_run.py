@@ -63,6 +63,10 @@ def test_compare_prints_one_row_per_policy_and_sjf_wins_here(
     assert by_policy["sjf"]["mean_jct_s"] < by_policy["fifo"]["mean_jct_s"]
     report = (tmp_path / "r" / "report.md").read_text()
     assert "| sjf |" in report
+    assert "queue SLO met" in report and "stranded GPUs" in report
+    # fifo: the 1000 s job blocks the 10 s one behind it; the GPU is never free while work waits
+    assert f"{by_policy['fifo']['slo_met_share'] * 100:.1f}%" in report
+    assert by_policy["fifo"]["stranded_gpu_share"] == 0
     for plot in ("allocation.png", "jct_cdf.png"):  # matplotlib comes with the dev extra
         assert (tmp_path / "r" / plot).read_bytes().startswith(b"\x89PNG")
         assert f"]({plot})" in report
