@@ -31,10 +31,10 @@ GPU_MIX: tuple[tuple[int, float], ...] = (
     (32, 0.015),
     (64, 0.005),
 )
-# Run time: log-normal, median 15 minutes, long tail (sigma 1.8: p99 about 18 hours), capped at 7 days.
+# Run time: log-normal, median 15 minutes, a long tail (sigma 1.4: p99 about 7 hours), capped at 2 days.
 MEDIAN_RUNTIME_S = 900.0
-RUNTIME_SIGMA = 1.8
-MAX_RUNTIME_S = 7 * 86400.0
+RUNTIME_SIGMA = 1.4
+MAX_RUNTIME_S = 2 * 86400.0
 # Nodes: 8 GPUs, 96 CPUs, 1 TiB. Jobs ask 6 CPUs and 32 GiB per GPU: GPUs decide placement, and the
 # jobs also fit the 8-GPU machines of the published clusters (PAI 2020: 96 CPUs, 384-512 GiB).
 NODE_GPUS, NODE_CPUS, NODE_MEMORY, NODE_MODEL = 8, 96.0, 1024 * GiB, "H100-SXM"
@@ -56,7 +56,9 @@ def synthetic_cluster(gpus: int) -> tuple[Node, ...]:
 
 
 def synthetic_trace(jobs: int, gpus: int, *, load: float = 0.9, seed: int = 0) -> Trace:
-    """`jobs` jobs whose offered load is `load` x `gpus` GPUs (see the module)."""
+    """`jobs` jobs whose offered load is `load` x `gpus` GPUs (see the module): all their GPU-seconds
+    over their arrival window. In a short trace the longest jobs outlast the arrivals, so the cluster is
+    busy well below `load` while they arrive; long traces (about 100,000 jobs and more) approach it."""
     if jobs < 1:
         raise ValueError("jobs must be at least 1")
     if gpus < 1:
