@@ -133,22 +133,71 @@ def held(alloc: Allocation) -> UsageVector:
     return UsageVector(res.gpus * milli / 1000 * nodes, res.cpus * nodes, float(res.memory * nodes))
 
 
+# Running work's own past use is brought up to date once per period, as Slurm recomputes priorities
+# every PriorityCalcPeriod (5 minutes by default): between two accruals a queue's standing changes only
+# as work starts and stops, which a scheduler that keeps state between cycles can follow exactly.
+ACCRUAL_PERIOD = 300.0
+# Running standings are summed in fixed point (units of 2**-20 of a GPU, CPU or byte), so any order of
+# adding and removing allocations gives the same total, bit for bit.
+FIXED_POINT = float(2**20)
+
+RunningSums = dict[str, list[int]]
+
+
+def accrual_time(now: datetime) -> float:
+    """The last accrual at or before `now`: seconds since the epoch, a multiple of `ACCRUAL_PERIOD`."""
+    return math.floor(_utc(now).timestamp() / ACCRUAL_PERIOD) * ACCRUAL_PERIOD
+
+
+def running_standing(alloc: Allocation, accrued_at: float, half_life: float) -> tuple[int, int, int]:
+    """What a running allocation adds to its queue's standing as of `accrued_at` (`accrual_time`): what
+    it holds, times 1 + its own decayed past from its start until then as a rate, in fixed point."""
+    vec = held(alloc)
+    factor = 1.0
+    if alloc.started_at is not None:
+        length = accrued_at - _utc(alloc.started_at).timestamp()
+        if length > 0:  # the integral of 2^(-age/h) over its run, / tau
+            factor -= math.expm1(-length * LN2 / half_life)
+    return (
+        round(vec.gpu_seconds * factor * FIXED_POINT),
+        round(vec.cpu_seconds * factor * FIXED_POINT),
+        round(vec.memory_seconds * factor * FIXED_POINT),
+    )
+
+
+def add_running(sums: RunningSums, alloc: Allocation, accrued_at: float, half_life: float, sign: int = 1) -> None:
+    """Add (sign 1) or take out (sign -1) an allocation's running standing in `sums`, by queue."""
+    gpus, cpus, memory = running_standing(alloc, accrued_at, half_life)
+    acc = sums.get(alloc.queue)
+    if acc is None:
+        acc = sums[alloc.queue] = [0, 0, 0]
+    acc[0] += sign * gpus
+    acc[1] += sign * cpus
+    acc[2] += sign * memory
+
+
+def combine(usage: Mapping[str, UsageVector], sums: RunningSums, half_life: float) -> dict[str, UsageVector]:
+    """Per queue: its past usage as a rate (decayed resource-seconds / tau) plus its running standing."""
+    tau = half_life / LN2
+    out: dict[str, UsageVector] = {name: vec.scaled(1 / tau) for name, vec in usage.items()}
+    for name, (gpus, cpus, memory) in sums.items():
+        running = UsageVector(gpus / FIXED_POINT, cpus / FIXED_POINT, memory / FIXED_POINT)
+        out[name] = out.get(name, UsageVector()).plus(running)
+    return out
+
+
 def standing_vectors(
     running: Iterable[Allocation], usage: Mapping[str, UsageVector], now: datetime, half_life: float
 ) -> dict[str, UsageVector]:
     """Per queue: what it holds now plus its past use as a rate (decayed resource-seconds / tau).
 
-    The past is `usage` (ended work) plus each running allocation's own use from its start to `now`."""
-    tau = half_life / LN2
-    out: dict[str, UsageVector] = {name: vec.scaled(1 / tau) for name, vec in usage.items()}
+    The past is `usage` (ended work) plus each running allocation's own use from its start to the last
+    accrual (`accrual_time`)."""
+    sums: RunningSums = {}
+    accrued_at = accrual_time(now)
     for alloc in running:
-        now_held = held(alloc)
-        past = 0.0
-        if alloc.started_at is not None:
-            past = decayed_integral(alloc.started_at, now, now, half_life) / tau
-        vec = now_held.scaled(1 + past)
-        out[alloc.queue] = out.get(alloc.queue, UsageVector()).plus(vec)
-    return out
+        add_running(sums, alloc, accrued_at, half_life)
+    return combine(usage, sums, half_life)
 
 
 def share_of(vec: UsageVector, capacity: Capacity, weight: float) -> float:

@@ -35,7 +35,7 @@ from aidc.sched.capacity import Request
 from aidc.sched.config import OrderingPolicy, SchedulerConfig
 from aidc.sched.cycle import Cycle, PolicyScheduler, check_scorers, queue_traits, workload
 from aidc.sched.estimates import RuntimeHistory
-from aidc.sched.fairshare import Capacity, UsageVector, standing_vectors
+from aidc.sched.fairshare import Capacity, RunningSums, UsageVector, accrual_time, add_running, combine
 from aidc.sched.ordering import JobOrder
 from aidc.sched.placement import first_rejection
 from aidc.sched.placer import Placer
@@ -206,6 +206,11 @@ class SchedulingSession(_Base):
         self._counts = bool(self._limited) or any(q.cohort is not None for q in self.queues.values())
         self._weights = {name: q.weight for name, q in self.queues.items()}
         self._traits = queue_traits(self.queues)
+        # Fair share: the running standing per queue as of the last accrual, kept as work starts and stops
+        # (`fairshare.standing_vectors`, summed in fixed point so that it is exact), rebuilt at each accrual.
+        self._fairshare = config.policy is OrderingPolicy.FAIRSHARE
+        self._sums: RunningSums = {}
+        self._accrued_at: float | None = None
 
     # ---------------------------------------------------------------- changes
 
@@ -241,6 +246,8 @@ class SchedulingSession(_Base):
 
     def stop(self, job_id: int) -> Allocation:
         alloc = super().stop(job_id)
+        if self._accrued_at is not None:
+            add_running(self._sums, alloc, self._accrued_at, self.config.fairshare.half_life, -1)
         if self._counts:
             self._ledger.release(alloc, self.gpu_model(alloc.placement))
         placer = self._placer
@@ -344,9 +351,15 @@ class SchedulingSession(_Base):
         capacity: Capacity,
         now: datetime,
     ) -> JobOrder:
-        if self.config.policy is OrderingPolicy.FAIRSHARE and len({g.key[0] for g in live}) > 1:
-            vectors = standing_vectors(self._running(now), usage, now, self.config.fairshare.half_life)
-            return FairShareMerged(live, vectors, capacity, self._weights)
+        if self._fairshare and len({g.key[0] for g in live}) > 1:
+            half_life = self.config.fairshare.half_life
+            accrued_at = accrual_time(now)
+            if accrued_at != self._accrued_at:
+                self._sums = {}
+                for alloc in self.running.values():
+                    add_running(self._sums, alloc, accrued_at, half_life)
+                self._accrued_at = accrued_at
+            return FairShareMerged(live, combine(usage, self._sums, half_life), capacity, self._weights)
         # One queue: its own order, whatever the shares.
         return MergedOrder(live)
 
@@ -366,6 +379,8 @@ class SchedulingSession(_Base):
 
     def _started(self, decision: Start, now: datetime) -> Allocation:
         alloc = super()._started(decision, now)
+        if self._accrued_at is not None:
+            add_running(self._sums, alloc, self._accrued_at, self.config.fairshare.half_life)
         if self._counts:
             self._ledger.add(alloc, self.gpu_model(alloc.placement))
         self._requests.pop(alloc.job_id, None)

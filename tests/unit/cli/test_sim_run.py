@@ -63,7 +63,8 @@ def test_compare_prints_one_row_per_policy_and_sjf_wins_here(
     assert by_policy["sjf"]["mean_jct_s"] < by_policy["fifo"]["mean_jct_s"]
     report = (tmp_path / "r" / "report.md").read_text()
     assert "| sjf |" in report
-    assert "queue SLO met" in report and "stranded GPUs" in report
+    assert "queue SLO met" in report
+    assert "stranded GPUs" in report
     # fifo: the 1000 s job blocks the 10 s one behind it; the GPU is never free while work waits
     assert f"{by_policy['fifo']['slo_met_share'] * 100:.1f}%" in report
     assert by_policy["fifo"]["stranded_gpu_share"] == 0
