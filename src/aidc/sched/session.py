@@ -279,7 +279,8 @@ class SchedulingSession(_Base):
 
     def _revive(self, alloc: Allocation, placer: Placer | None) -> None:
         """Revive the failed groups `alloc`'s end may let start: those of its queue when the queue has a
-        quota, gangs, and requests that fit on one of the nodes it freed."""
+        quota, and those whose request (per node, for a gang too) fits one of the nodes it freed: a
+        request that fits none of them fits no more nodes than before."""
         if placer is None:
             self._revive_all()
             return
@@ -293,7 +294,7 @@ class SchedulingSession(_Base):
         revived: list[GroupKey] = []
         for key in self._failed:
             queue, req = key
-            if req.num_nodes > 1 or (queue == alloc.queue and queue in self._limited):
+            if queue == alloc.queue and queue in self._limited:
                 revived.append(key)
                 continue
             found = fits.get(req)
