@@ -9,7 +9,7 @@ from pathlib import Path
 from aidc.domain.errors import Unauthenticated
 from aidc.ports import Clock, Store
 from aidc.security.rbac import Principal, Role
-from aidc.security.tokens import generate_token, hash_token, token_prefix
+from aidc.security.tokens import cache_key, check_token, generate_token, token_prefix
 
 ADMIN_TOKEN_FILE = "admin.token"  # noqa: S105 - a file name
 
@@ -27,7 +27,7 @@ class AuthService:
         """The principal of a token verified before, without touching the store (None when unknown)."""
         if not authorization or authorization[:7].lower() != "bearer ":
             return None
-        return self._cache.get(hash_token(authorization[7:].strip()))
+        return self._cache.get(cache_key(authorization[7:].strip()))
 
     def authenticate(self, authorization: str | None) -> Principal:
         if not authorization:
@@ -36,14 +36,16 @@ class AuthService:
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise Unauthenticated("Authorization header must be 'Bearer <token>'")
-        if token_prefix(token) is None:
+        prefix = token_prefix(token)
+        if prefix is None:
             raise Unauthenticated("invalid token")
-        digest = hash_token(token)
+        digest = cache_key(token)
         cached = self._cache.get(digest)
         if cached is not None:
             return cached
         with self._store.unit_of_work(read_only=True) as uow:
-            record = uow.tokens.find_by_hash(digest)
+            candidates = uow.tokens.find_by_prefix(prefix)
+        record = next((r for r in candidates if check_token(token, r.token_hash)), None)
         if record is None or record.revoked:
             raise Unauthenticated("invalid token")
         principal = Principal(name=record.name, role=Role(record.role), token_id=record.id)

@@ -299,10 +299,10 @@ class SqlTokenRepository:
             raise Conflict(f"a token with the same hash already exists (prefix {prefix!r})")
         return TokenRecord(id=token_id, name=name, prefix=prefix, token_hash=token_hash, role=role, created_at=now)
 
-    def find_by_hash(self, token_hash: str) -> TokenRecord | None:
-        query = select(api_tokens).where(api_tokens.c.token_hash == token_hash)
-        row = self._conn.execute(query).one_or_none()
-        return None if row is None else mappers.token_from_row(row)
+    def find_by_prefix(self, prefix: str) -> list[TokenRecord]:
+        """The tokens with this visible prefix (one, barring a 32-bit collision), oldest first."""
+        query = select(api_tokens).where(api_tokens.c.prefix == prefix).order_by(api_tokens.c.id)
+        return [mappers.token_from_row(row) for row in self._conn.execute(query)]
 
     def count(self) -> int:
         """All tokens ever issued, revoked ones included."""

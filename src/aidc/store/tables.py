@@ -120,5 +120,7 @@ api_tokens = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("last_used_at", UtcDateTime),
     Column("revoked", Boolean, nullable=False, server_default=false()),
+    # A request finds its token by the visible prefix, then checks the (salted, slow) hash.
+    Index("ix_api_tokens_prefix", "prefix"),
     sqlite_autoincrement=True,
 )

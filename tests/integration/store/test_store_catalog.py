@@ -78,7 +78,7 @@ def test_nodes_are_inserted_then_updated_by_upsert(store: SqlStore) -> None:
         assert uow.nodes.get("nope") is None
 
 
-def test_tokens_are_added_found_by_hash_and_counted(store: SqlStore) -> None:
+def test_tokens_are_added_found_by_prefix_and_counted(store: SqlStore) -> None:
     with store.unit_of_work() as uow:
         assert uow.tokens.count() == 0
         admin = uow.tokens.add(name="bootstrap", prefix="aidc_ab12", token_hash="h1", role="admin", now=T0)
@@ -92,9 +92,8 @@ def test_tokens_are_added_found_by_hash_and_counted(store: SqlStore) -> None:
         False,
     )
     with store.unit_of_work() as uow:
-        assert uow.tokens.find_by_hash("h1") == admin
-        assert uow.tokens.find_by_hash("h2") == viewer
-        assert uow.tokens.find_by_hash("nope") is None
+        assert uow.tokens.find_by_prefix("aidc_cd34") == [viewer]
+        assert uow.tokens.find_by_prefix("nope") == []
         assert uow.tokens.count() == 2
 
 

@@ -26,7 +26,7 @@ def _table_names(url: str) -> set[str]:
 def test_upgrade_creates_the_schema_at_head(database_url: str) -> None:
     assert current_revision(database_url) is None
     upgrade(database_url)
-    assert current_revision(database_url) == head_revision() == "0002"
+    assert current_revision(database_url) == head_revision() == "0003"
     assert _table_names(database_url) == TABLES
 
 

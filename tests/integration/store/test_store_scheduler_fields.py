@@ -37,7 +37,7 @@ def test_migration_0002_keeps_old_rows_and_fills_the_new_fields(database_url: st
             )
     finally:
         engine.dispose()
-    upgrade(database_url)
+    upgrade(database_url, "0002")
     assert current_revision(database_url) == "0002"
     store = SqlStore(database_url)
     try:
