@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_PORT = 8470
@@ -36,3 +36,12 @@ class Settings(BaseSettings):
     retry_backoff_max: float = Field(default=300.0, ge=0)
     cancel_grace: float = Field(default=10.0, ge=0, description="Seconds between SIGTERM and SIGKILL")
     log_level: str = "info"
+    tls_cert: Path | None = Field(default=None, description="PEM certificate (chain): serve HTTPS")
+    tls_key: Path | None = Field(default=None, description="PEM private key of tls_cert")
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            missing = "tls_key" if self.tls_key is None else "tls_cert"
+            raise ValueError(f"{missing} is required with {'tls_cert' if missing == 'tls_key' else 'tls_key'}")
+        return self

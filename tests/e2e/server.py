@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -63,10 +64,15 @@ class AidcServer:
     extra_args: list[str] = field(default_factory=list)
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    ca_cert: Path | None = None  # serving HTTPS with a certificate clients trust by this file
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.ca_cert else 'http'}://127.0.0.1:{self.port}"
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        return ssl.create_default_context(cafile=self.ca_cert) if self.ca_cert else True
 
     @property
     def token(self) -> str:
@@ -93,7 +99,7 @@ class AidcServer:
         if self.proc.poll() is not None:
             raise AssertionError(f"aidc up exited with {self.proc.returncode}:\n{self.log_file.read_text()[-3000:]}")
         try:
-            return httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200
+            return httpx.get(f"{self.url}/readyz", timeout=2, verify=self.verify).status_code == 200
         except httpx.TransportError:
             return False
 
@@ -118,11 +124,15 @@ class AidcServer:
 
     def cli(self, *args: str, timeout: float = 60) -> CliResult:
         env = {**os.environ, "AIDC_URL": self.url, "AIDC_TOKEN": self.token}
+        if self.ca_cert:
+            env["AIDC_CA_CERT"] = str(self.ca_cert)
         done = subprocess.run([AIDC, *args], check=False, capture_output=True, text=True, env=env, timeout=timeout)
         return CliResult(done.returncode, done.stdout, done.stderr)
 
     def api(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=10)
+        return httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=10, verify=self.verify
+        )
 
     def job(self, job_id: int) -> dict[str, Any]:
         with self.api() as api:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,7 +40,10 @@ class CliConfig:
             return None
 
     def client(self) -> AidcClient:
-        return AidcClient(self.resolved_url(), self.resolved_token())
+        try:
+            return AidcClient(self.resolved_url(), self.resolved_token())
+        except (OSError, ssl.SSLError) as exc:  # the CA file AIDC_CA_CERT names is missing or not PEM
+            fail(f"AIDC_CA_CERT={os.environ.get('AIDC_CA_CERT')}: {getattr(exc, 'strerror', None) or exc}", EXIT_USAGE)
 
 
 config = CliConfig()

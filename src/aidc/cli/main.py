@@ -12,7 +12,7 @@ import typer
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
 from aidc import __version__
-from aidc.cli import cluster, jobs, sim, sim_run
+from aidc.cli import certs, cluster, jobs, sim, sim_run
 from aidc.cli.context import EXIT_USAGE, config, fail
 
 app = typer.Typer(
@@ -46,6 +46,10 @@ def up(
         Path | None, typer.Option(help="Scheduler config (YAML): policy, placement, backfill, preemption, queues")
     ] = None,
     log_level: Annotated[str, typer.Option()] = "info",
+    tls_cert: Annotated[
+        Path | None, typer.Option(help="PEM certificate: serve HTTPS (`aidc certs self-signed` makes one for a lab)")
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="PEM private key of --tls-cert")] = None,
 ) -> None:
     """Start the control plane (REST API, scheduler, local backend)."""
     from pydantic import ValidationError
@@ -63,12 +67,17 @@ def up(
         overrides["cluster_file"] = cluster_file
     if scheduler_config is not None:
         overrides["scheduler_config"] = scheduler_config
+    if tls_cert is not None:
+        overrides["tls_cert"] = tls_cert
+    if tls_key is not None:
+        overrides["tls_key"] = tls_key
     try:
         settings = Settings(**overrides)  # type: ignore[arg-type]
         serve(settings)
     except ValidationError as exc:
         err = exc.errors()[0]
-        fail(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}", EXIT_USAGE)
+        where = ".".join(str(p) for p in err["loc"])
+        fail(f"{where + ': ' if where else ''}{err['msg'].removeprefix('Value error, ')}", EXIT_USAGE)
     except InvalidInput as exc:
         fail(str(exc), EXIT_USAGE)
     except StartupError as exc:
@@ -89,6 +98,7 @@ app.command()(jobs.logs)
 app.command()(cluster.nodes)
 app.command()(cluster.queues)
 app.add_typer(cluster.queue_app, name="queue")
+app.add_typer(certs.app, name="certs")
 app.add_typer(sim.app, name="sim")  # `sim_run` adds its commands to `sim.app` on import
 _ = sim_run
 

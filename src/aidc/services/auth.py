@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 
 from aidc.domain.errors import Unauthenticated
 from aidc.ports import Clock, Store
+from aidc.security.files import write_atomic
 from aidc.security.rbac import Principal, Role
 from aidc.security.tokens import cache_key, check_token, generate_token, token_prefix
 
@@ -65,19 +65,6 @@ class AuthService:
                 name="admin", prefix=new.prefix, token_hash=new.token_hash, role=Role.ADMIN, now=self._clock.now()
             )
             path = data_dir / ADMIN_TOKEN_FILE
-            _write_secret(path, new.token + "\n")
+            write_atomic(path, (new.token + "\n").encode())
             uow.commit()
         return path
-
-
-def _write_secret(path: Path, text: str) -> None:
-    """Write a file readable by its owner only, atomically (never a moment with wider permissions)."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, text.encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
