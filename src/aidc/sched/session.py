@@ -57,8 +57,9 @@ class _Base:
         config: SchedulerConfig,
         nodes: Sequence[Node],
         queues: Mapping[str, Queue],
-        history: RuntimeHistory | None,
-        running_view: RunningView | None,
+        *,
+        history: RuntimeHistory | None = None,
+        running_view: RunningView | None = None,
     ) -> None:
         check_scorers(config)
         self.config = config
@@ -71,6 +72,10 @@ class _Base:
         self.running: dict[int, Allocation] = {}
         self._view = running_view if config.preemption.enabled else None
         self._models = {node.name: {g.index: g.model for g in node.gpus} for node in self.nodes.values()}
+        self._setup()
+
+    def _setup(self) -> None:
+        """What a session keeps besides the jobs (each kind of session its own)."""
 
     def submit(self, job: PendingJob) -> None:
         """A job to schedule (new, or back in its queue after it was stopped)."""
@@ -145,17 +150,8 @@ class RebuildingSession(_Base):
     """The session interface around the stateless `PolicyScheduler`: a whole snapshot per cycle. The
     reference `SchedulingSession` is tested against, and the simulator's baseline in benchmarks."""
 
-    def __init__(
-        self,
-        config: SchedulerConfig,
-        nodes: Sequence[Node],
-        queues: Mapping[str, Queue],
-        *,
-        history: RuntimeHistory | None = None,
-        running_view: RunningView | None = None,
-    ) -> None:
-        super().__init__(config, nodes, queues, history, running_view)
-        self._scheduler = PolicyScheduler(config)
+    def _setup(self) -> None:
+        self._scheduler = PolicyScheduler(self.config)
 
     def cycle(self, now: datetime, usage: Mapping[str, UsageVector] | None = None) -> list[Decision]:
         """One cycle: the Starts, Preempts and Cancels to act on, in the scheduler's order."""
@@ -175,16 +171,8 @@ class SchedulingSession(_Base):
     """The scheduler's cycle with its state kept between cycles (see the module). Raises ValueError
     naming the field for an unknown placement scorer."""
 
-    def __init__(
-        self,
-        config: SchedulerConfig,
-        nodes: Sequence[Node],
-        queues: Mapping[str, Queue],
-        *,
-        history: RuntimeHistory | None = None,
-        running_view: RunningView | None = None,
-    ) -> None:
-        super().__init__(config, nodes, queues, history, running_view)
+    def _setup(self) -> None:
+        config = self.config
         self._requests: dict[int, Request] = {}
         self._ledger = CohortLedger(self.queues)
         self._keeps_placer = set(config.placement.scorers) in ({"bestfit"}, {"random"})
