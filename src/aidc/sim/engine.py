@@ -173,7 +173,6 @@ class Simulator:
         self.checkpoint = checkpoint or CheckpointModel()
         self.failures = failures
         self._rng = random.Random(failures.seed if failures else 0)
-        self._node_index = {n.name: i for i, n in enumerate(self.nodes)}
         self._work_events = 0  # ends and turns still in the heap (failures go on for ever)
         self.progress = progress
         self.records = {j.id: JobRecord(j) for j in jobs}
@@ -339,12 +338,6 @@ class Simulator:
 
     def _cycle(self, now: float) -> None:
         when = _at(now)
-        self._cycle_decisions(now, when)
-        stranded = self._gpu_milli - self._allocated if self._waiting_for_gpus else 0
-        if stranded != self._stranded[-1][1]:
-            self._stranded.append((now, stranded))
-
-    def _cycle_decisions(self, now: float, when: datetime) -> None:
         for decision in self.session.cycle(when, self.usage.at(when) if self._fairshare else None):
             if isinstance(decision, Start):
                 self._start(decision, now)
@@ -357,6 +350,9 @@ class Simulator:
                 self._waiting_for_gpus -= self.jobs[decision.job_id].num_gpus > 0
                 self.records[decision.job_id].cancelled = True
                 self.records[decision.job_id].ended_at = now
+        stranded = self._gpu_milli - self._allocated if self._waiting_for_gpus else 0
+        if stranded != self._stranded[-1][1]:
+            self._stranded.append((now, stranded))
 
     def _with_checkpoint(self, alloc: Allocation, when: datetime) -> Allocation:
         """The allocation with its last checkpoint time, so preemption can prefer the least work lost."""
