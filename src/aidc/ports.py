@@ -7,7 +7,7 @@ Backends follow dstack's habit: a small required `Backend` protocol plus optiona
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,6 +16,7 @@ from typing import Protocol, runtime_checkable
 
 from aidc.domain.decisions import Placement
 from aidc.domain.errors import FieldProblem
+from aidc.domain.identity import AuditEntry, AuditRecord, RoleBindingRecord, Team, TokenRecord, User
 from aidc.domain.jobs import Attempt, Job, JobSpec, JobState
 from aidc.domain.nodes import Node
 from aidc.domain.queues import Queue
@@ -28,18 +29,6 @@ class Clock(Protocol):
 
 
 # ---------------------------------------------------------------------------------------------- store
-
-
-@dataclass(frozen=True)
-class TokenRecord:
-    id: int
-    name: str
-    prefix: str
-    token_hash: str
-    role: str
-    created_at: datetime
-    last_used_at: datetime | None = None
-    revoked: bool = False
 
 
 @dataclass(frozen=True)
@@ -67,8 +56,10 @@ class JobRepository(Protocol):
         limit: int | None = None,
         descending: bool = False,
         ids: Sequence[int] | None = None,
+        visible: tuple[Sequence[str], str] | None = None,
     ) -> builtins.list[Job]:
-        """Jobs ordered by id (ascending unless `descending`); `ids` keeps only those jobs."""
+        """Jobs ordered by id (ascending unless `descending`); `ids` keeps only those jobs; `visible`
+        (queue names, user) only the jobs in those queues or submitted by that user."""
         ...
 
     def states(self, ids: Sequence[int]) -> dict[int, JobState]:
@@ -133,12 +124,88 @@ class NodeRepository(Protocol):
     def list(self) -> list[Node]: ...
 
 
-class TokenRepository(Protocol):
-    def add(self, *, name: str, prefix: str, token_hash: str, role: str, now: datetime) -> TokenRecord: ...
+class IdentityRepository(Protocol):
+    """Users, teams and role bindings."""
 
-    def find_by_prefix(self, prefix: str) -> list[TokenRecord]: ...
+    def add_user(self, user: User) -> None:
+        """Raises Conflict if the name is taken."""
+        ...
+
+    def get_user(self, name: str) -> User | None: ...
+
+    def list_users(self) -> builtins.list[User]: ...
+
+    def set_disabled(self, name: str, at: datetime | None) -> None: ...
+
+    def add_team(self, team: Team) -> None:
+        """Raises Conflict if the name is taken."""
+        ...
+
+    def get_team(self, name: str) -> Team | None: ...
+
+    def list_teams(self) -> builtins.list[Team]: ...
+
+    def add_binding(
+        self, *, user: str, role: str, team: str | None, models: Sequence[str], now: datetime
+    ) -> RoleBindingRecord: ...
+
+    def remove_binding(self, binding_id: int) -> None: ...
+
+    def bindings(self, user: str | None = None) -> builtins.list[RoleBindingRecord]:
+        """The bindings of one user, or of everyone."""
+        ...
+
+
+class TokenRepository(Protocol):
+    def add(
+        self,
+        *,
+        name: str,
+        user: str,
+        prefix: str,
+        token_hash: str,
+        now: datetime,
+        scopes: Sequence[str] | None = None,
+        expires_at: datetime | None = None,
+    ) -> TokenRecord: ...
+
+    def get(self, token_id: int) -> TokenRecord | None: ...
+
+    def find_by_prefix(self, prefix: str) -> builtins.list[TokenRecord]: ...
+
+    def list(self, user: str | None = None) -> builtins.list[TokenRecord]: ...
+
+    def revoke(self, token_id: int) -> None: ...
+
+    def touch(self, token_id: int, at: datetime, clients: Sequence[str]) -> None:
+        """Record the last use and the client addresses seen."""
+        ...
 
     def count(self) -> int: ...
+
+
+class AuditRepository(Protocol):
+    def append(self, entry: AuditEntry) -> AuditRecord:
+        """Link `entry` to the chain's head and sign the new head, in this unit of work."""
+        ...
+
+    def list(
+        self,
+        *,
+        since: datetime | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        after_seq: int = 0,
+        limit: int = 1000,
+    ) -> builtins.list[AuditRecord]:
+        """Records in seq order; `action` matches a whole action or a prefix ending in '.'."""
+        ...
+
+    def scan(self, batch: int = 10_000) -> Iterator[AuditRecord]:
+        """Every record in seq order, fetched in batches."""
+        ...
+
+    def head_signature(self) -> str | None: ...
 
 
 class UnitOfWork(Protocol):
@@ -148,6 +215,8 @@ class UnitOfWork(Protocol):
     queues: QueueRepository
     nodes: NodeRepository
     tokens: TokenRepository
+    identity: IdentityRepository
+    audit: AuditRepository
 
     def commit(self) -> None: ...
 

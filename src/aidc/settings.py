@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     log_level: str = "info"
     tls_cert: Path | None = Field(default=None, description="PEM certificate (chain): serve HTTPS")
     tls_key: Path | None = Field(default=None, description="PEM private key of tls_cert")
+    audit_key: str | None = Field(
+        default=None,
+        repr=False,
+        description="Audit-log signing key (64 hex digits); default: audit.key in the data dir",
+    )
+    max_body_bytes: int = Field(default=1 << 20, ge=1024, description="Largest request body accepted (bytes)")
 
     @model_validator(mode="after")
     def _tls_pair(self) -> Settings:

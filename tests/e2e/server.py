@@ -122,16 +122,21 @@ class AidcServer:
             with contextlib.suppress(OSError, ValueError, KeyError):
                 os.killpg(int(json.loads(runner.read_text())["pid"]), signal.SIGKILL)
 
-    def cli(self, *args: str, timeout: float = 60) -> CliResult:
-        env = {**os.environ, "AIDC_URL": self.url, "AIDC_TOKEN": self.token}
+    def cli(self, *args: str, timeout: float = 60, token: str | None = None) -> CliResult:
+        """Run `aidc ARGS` against this server, with the admin token or the `token` given."""
+        env = {**os.environ, "AIDC_URL": self.url, "AIDC_TOKEN": token or self.token}
         if self.ca_cert:
             env["AIDC_CA_CERT"] = str(self.ca_cert)
         done = subprocess.run([AIDC, *args], check=False, capture_output=True, text=True, env=env, timeout=timeout)
         return CliResult(done.returncode, done.stdout, done.stderr)
 
-    def api(self) -> httpx.Client:
+    def api(self, token: str | None = None) -> httpx.Client:
+        """An HTTP client with the admin token, or the `token` given."""
         return httpx.Client(
-            base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=10, verify=self.verify
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {token or self.token}"},
+            timeout=10,
+            verify=self.verify,
         )
 
     def job(self, job_id: int) -> dict[str, Any]:

@@ -9,13 +9,14 @@ from fastapi import FastAPI
 
 from aidc import __version__
 from aidc.api.errors import install_error_handlers
-from aidc.api.routers import cluster, jobs, meta
+from aidc.api.middleware import RequestContext
+from aidc.api.routers import audit, cluster, identity, jobs, meta
 from aidc.services.bundle import Services
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
-def create_app(services: Services, lifespan: Lifespan | None = None) -> FastAPI:
+def create_app(services: Services, lifespan: Lifespan | None = None, max_body_bytes: int = 1 << 20) -> FastAPI:
     @asynccontextmanager
     async def _no_lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
@@ -31,4 +32,7 @@ def create_app(services: Services, lifespan: Lifespan | None = None) -> FastAPI:
     app.include_router(meta.router)
     app.include_router(jobs.router)
     app.include_router(cluster.router)
+    app.include_router(identity.router)
+    app.include_router(audit.router)
+    app.add_middleware(RequestContext, max_body_bytes=max_body_bytes)
     return app

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from aidc.api.schemas import ErrorOut, ProblemOut
-from aidc.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Unauthenticated
+from aidc.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied, TooManyRequests, Unauthenticated
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(PermissionDenied)
     async def _denied(_: Request, exc: PermissionDenied) -> JSONResponse:
         return _body(403, str(exc))
+
+    @app.exception_handler(TooManyRequests)
+    async def _too_many(_: Request, exc: TooManyRequests) -> JSONResponse:
+        return _body(429, str(exc), headers={"Retry-After": str(round(exc.retry_after))})
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

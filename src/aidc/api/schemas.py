@@ -106,6 +106,7 @@ class QueueCreate(BaseModel):
     borrowing_limit: Quota | None = None
     lending_limit: Quota | None = None
     timeshare: TimeShare = TimeShare.NONE
+    team: str | None = Field(default=None, pattern=NAME_PATTERN, description="Owning team; none: shared by all")
     quantum: float = Field(
         default=DEFAULT_QUANTUM,
         gt=0,
@@ -147,6 +148,7 @@ class QueueOut(BaseModel):
     lending_limit: Quota | None = Field(default=None, description="Others hold at most this much of it; None: all")
     timeshare: TimeShare = TimeShare.NONE
     quantum: float = Field(default=DEFAULT_QUANTUM, description="Seconds of a time-sharing turn")
+    team: str | None = Field(default=None, description="The team it belongs to; none: shared by every team")
     created_at: datetime | None
     pending: int
     running: int

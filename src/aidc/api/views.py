@@ -102,6 +102,7 @@ def queue_out(usage: QueueUsage) -> QueueOut:
         lending_limit=q.lending_limit,
         timeshare=q.timeshare,
         quantum=q.quantum,
+        team=q.team,
         created_at=q.created_at,
         pending=usage.pending,
         running=usage.running,

@@ -44,7 +44,7 @@ def queues(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
     if json_out:
         render.print_json([q.model_dump(mode="json") for q in found])
         return
-    t = render.table("QUEUE", "COHORT", "WEIGHT", "PENDING", "RUNNING", "GPUS", "CPUS", "MEMORY", "SHARE")
+    t = render.table("QUEUE", "TEAM", "COHORT", "WEIGHT", "PENDING", "RUNNING", "GPUS", "CPUS", "MEMORY", "SHARE")
     notes: list[str] = []
     for q in found:
         quota, use, borrowed, lent = q.quota, q.in_use, q.borrowed, q.lent
@@ -61,8 +61,8 @@ def queues(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
             _size(lent.memory),
         )
         t.add_row(
-            q.name, q.cohort or "-", f"{q.weight:g}", str(q.pending), str(q.running), "\n".join(gpus), cpus, memory,
-            f"{q.share:.2f}",
+            q.name, q.team or "-", q.cohort or "-", f"{q.weight:g}", str(q.pending), str(q.running), "\n".join(gpus),
+            cpus, memory, f"{q.share:.2f}",
         )  # fmt: skip
         note = _limits_note(q)
         if note:
@@ -166,6 +166,7 @@ def queue_create(
     memory: Annotated[str | None, typer.Option(help="Nominal quota: memory, e.g. 512GB")] = None,
     weight: Annotated[float, typer.Option(help="Fair-share weight")] = 1.0,
     cohort: Annotated[str | None, typer.Option(help="Cohort whose queues lend each other unused quota")] = None,
+    team: Annotated[str | None, typer.Option(help="The team it belongs to (default: shared by every team)")] = None,
     borrowing_limit_gpus: Annotated[
         float | None, typer.Option(help="GPUs it may borrow above its quota (default: no limit)")
     ] = None,
@@ -177,7 +178,7 @@ def queue_create(
     json_out: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Create a queue, optionally with a quota, a cohort, limits and time-sharing."""
-    fields: dict[str, Any] = {"name": name, "weight": weight, "cohort": cohort, "timeshare": timeshare}
+    fields: dict[str, Any] = {"name": name, "weight": weight, "cohort": cohort, "timeshare": timeshare, "team": team}
     if quantum is not None:
         fields["quantum"] = quantum
     if borrowing_limit_gpus is not None:

@@ -7,10 +7,24 @@ import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, TypeAdapter
 
+from aidc.api.identity_schemas import (
+    AuditRecordOut,
+    AuditVerifyOut,
+    BindingOut,
+    MemberAdd,
+    TeamOut,
+    TokenCreate,
+    TokenCreated,
+    TokenOut,
+    UserCreate,
+    UserOut,
+    WhoAmIOut,
+)
 from aidc.api.schemas import ErrorOut, JobDetailOut, JobOut, NodeOut, ProblemOut, QueueCreate, QueueOut
 
 T = TypeVar("T")
@@ -113,6 +127,52 @@ class AidcClient:
         content = self._request("POST", "/v1/queues", json=body.model_dump(mode="json", exclude_none=True)).content
         return QueueOut.model_validate_json(content)
 
+    # ------------------------------------------------------------------ identity and audit
+
+    def create_user(self, body: UserCreate) -> UserOut:
+        return UserOut.model_validate_json(
+            self._request("POST", "/v1/users", json=body.model_dump(mode="json")).content
+        )
+
+    def users(self) -> list[UserOut]:
+        return self._get("/v1/users", _USERS)
+
+    def set_user_disabled(self, name: str, disabled: bool) -> UserOut:
+        content = self._request("PATCH", f"/v1/users/{_segment(name)}", json={"disabled": disabled}).content
+        return UserOut.model_validate_json(content)
+
+    def create_team(self, name: str) -> TeamOut:
+        return TeamOut.model_validate_json(self._request("POST", "/v1/teams", json={"name": name}).content)
+
+    def teams(self) -> list[TeamOut]:
+        return self._get("/v1/teams", _TEAMS)
+
+    def add_member(self, team: str, body: MemberAdd) -> BindingOut:
+        path = f"/v1/teams/{_segment(team)}/members"
+        return BindingOut.model_validate_json(self._request("POST", path, json=body.model_dump(mode="json")).content)
+
+    def create_token(self, body: TokenCreate) -> TokenCreated:
+        content = self._request("POST", "/v1/tokens", json=body.model_dump(mode="json", exclude_none=True)).content
+        return TokenCreated.model_validate_json(content)
+
+    def tokens(self, user: str | None = None, all_users: bool = False) -> list[TokenOut]:
+        params: dict[str, Any] = {"all": all_users}
+        if user:
+            params["user"] = user
+        return self._get("/v1/tokens", _TOKENS, params=params)
+
+    def revoke_token(self, token_id: int) -> TokenOut:
+        return TokenOut.model_validate_json(self._request("DELETE", f"/v1/tokens/{token_id}").content)
+
+    def whoami(self) -> WhoAmIOut:
+        return WhoAmIOut.model_validate_json(self._request("GET", "/v1/whoami").content)
+
+    def audit(self, **params: Any) -> list[AuditRecordOut]:
+        return self._get("/v1/audit", _AUDIT, params={k: v for k, v in params.items() if v is not None})
+
+    def audit_verify(self) -> AuditVerifyOut:
+        return AuditVerifyOut.model_validate_json(self._request("POST", "/v1/audit/verify", timeout=600).content)
+
     def jobspec_schema(self) -> dict[str, Any]:
         result: dict[str, Any] = self._request("GET", "/v1/schemas/jobspec").json()
         return result
@@ -121,6 +181,15 @@ class AidcClient:
 _JOBS: TypeAdapter[list[JobOut]] = TypeAdapter(list[JobOut])
 _NODES: TypeAdapter[list[NodeOut]] = TypeAdapter(list[NodeOut])
 _QUEUES: TypeAdapter[list[QueueOut]] = TypeAdapter(list[QueueOut])
+_USERS: TypeAdapter[list[UserOut]] = TypeAdapter(list[UserOut])
+_TEAMS: TypeAdapter[list[TeamOut]] = TypeAdapter(list[TeamOut])
+_TOKENS: TypeAdapter[list[TokenOut]] = TypeAdapter(list[TokenOut])
+_AUDIT: TypeAdapter[list[AuditRecordOut]] = TypeAdapter(list[AuditRecordOut])
+
+
+def _segment(value: str) -> str:
+    """A path segment, escaped (a name with '/' or '?' must not change the route)."""
+    return quote(value, safe="")
 
 
 def _api_error(response: httpx.Response) -> ApiError:

@@ -50,3 +50,11 @@ class PermissionDenied(AidcError):
 
 class Unauthenticated(AidcError):
     pass
+
+
+class TooManyRequests(AidcError):
+    """The caller must wait `retry_after` seconds (e.g. too many failed sign-ins from its address)."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

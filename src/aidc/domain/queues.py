@@ -85,6 +85,9 @@ class Queue(BaseModel):
         description='Time-sharing turn; seconds or "10m"',
         json_schema_extra={"type": ["number", "string"]},
     )
+    team: str | None = Field(
+        default=None, pattern=NAME_PATTERN, description="The team the queue belongs to; none: shared by all"
+    )
     created_at: datetime | None = None
 
     @field_validator("quantum", mode="before")

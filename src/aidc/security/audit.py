@@ -15,28 +15,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
-GENESIS = "0" * 64  # the prev_hash of the first record
+from aidc.domain.identity import GENESIS, AuditRecord
 
-
-@dataclass(frozen=True, slots=True)
-class AuditRecord:
-    """Who did what to which target, with what outcome, when, in which request; `seq` counts from 1."""
-
-    seq: int
-    at: datetime
-    actor: str
-    action: str
-    target: str
-    outcome: str
-    request_id: str = ""
-    detail: Mapping[str, Any] = field(default_factory=dict)
-    prev_hash: str = GENESIS
-    hash: str = ""
+__all__ = ["GENESIS", "AuditRecord", "Verdict", "append", "canonical", "digest", "sign_head", "verify"]
 
 
 def canonical(record: AuditRecord) -> bytes:

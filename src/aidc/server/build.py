@@ -18,10 +18,15 @@ from aidc.control.clock import SystemClock
 from aidc.control.loop import ControlLoop
 from aidc.control.retry import RetryPolicy
 from aidc.sched.config import SchedulerConfig
+from aidc.security.keys import load_or_create
 from aidc.server.cluster_file import load_cluster_file
 from aidc.server.scheduler_file import build_scheduler, load_scheduler_file
+from aidc.services.audit import AuditService
+from aidc.services.audit_log import AuditLog
 from aidc.services.auth import AuthService
+from aidc.services.authz import Guard
 from aidc.services.bundle import Services
+from aidc.services.identity import IdentityService
 from aidc.services.jobs import JobService
 from aidc.services.nodes import NodeService
 from aidc.services.queues import QueueService
@@ -30,6 +35,8 @@ from aidc.store.migrate import upgrade
 from aidc.store.sql_store import SqlStore
 
 log = logging.getLogger(__name__)
+
+AUDIT_KEY_FILE = "audit.key"
 
 
 @dataclass
@@ -57,10 +64,13 @@ def build(settings: Settings) -> ControlPlane:
     sched_config = load_scheduler_file(config_file) if config_file else SchedulerConfig()
     scheduler = build_scheduler(sched_config, config_file)
     upgrade(url)
-    store = SqlStore(url)
+    audit_key = load_or_create(data_dir / AUDIT_KEY_FILE, settings.audit_key)
+    store = SqlStore(url, audit_key=audit_key)
     clock = SystemClock()
+    audit_log = AuditLog(store, clock)
+    guard = Guard(audit_log)
     backend = LocalBackend(data_dir, clock, cancel_grace=settings.cancel_grace)
-    nodes = NodeService(store, backend.name)
+    nodes = NodeService(store, backend.name, guard)
 
     def heartbeat() -> None:
         now = clock.now()
@@ -68,7 +78,7 @@ def build(settings: Settings) -> ControlPlane:
 
     heartbeat()
     nodes.register(cluster_nodes)
-    auth = AuthService(store, clock)
+    auth = AuthService(store, clock, audit_log)
     token_file = auth.bootstrap_admin_token(data_dir)
 
     loop = ControlLoop(
@@ -83,7 +93,13 @@ def build(settings: Settings) -> ControlPlane:
         heartbeat=heartbeat,
     )
     queues = QueueService(
-        store, clock, backend.name, half_life=sched_config.fairshare.half_life, usage=loop.history.usage_at
+        store,
+        clock,
+        backend.name,
+        guard,
+        audit_log,
+        half_life=sched_config.fairshare.half_life,
+        usage=loop.history.usage_at,
     )
     queues.sync(sched_config.queues)  # declared queues are created or updated; others are left alone
     max_age = max(10.0, settings.schedule_interval * 10)
@@ -97,7 +113,9 @@ def build(settings: Settings) -> ControlPlane:
 
     services = Services(
         auth=auth,
-        jobs=JobService(store, backend, clock, on_change=loop.wake),
+        jobs=JobService(store, backend, clock, loop.wake, guard, audit_log),
+        identity=IdentityService(store, clock, guard, audit_log, auth),
+        audit=AuditService(store, audit_key, guard),
         queues=queues,
         nodes=nodes,
         ready=ready,
@@ -114,5 +132,5 @@ def build(settings: Settings) -> ControlPlane:
             backend.close()
             store.close()
 
-    app = create_app(services, lifespan)
+    app = create_app(services, lifespan, max_body_bytes=settings.max_body_bytes)
     return ControlPlane(app=app, loop=loop, store=store, backend=backend, admin_token_file=token_file)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from aidc.services.audit import AuditService
 from aidc.services.auth import AuthService
+from aidc.services.identity import IdentityService
 from aidc.services.jobs import JobService
 from aidc.services.nodes import NodeService
 from aidc.services.queues import QueueService
@@ -17,4 +19,6 @@ class Services:
     jobs: JobService
     queues: QueueService
     nodes: NodeService
+    identity: IdentityService
+    audit: AuditService
     ready: Callable[[], tuple[bool, str]]  # (ready?, why not) for /readyz

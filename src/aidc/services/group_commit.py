@@ -9,9 +9,11 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from aidc.domain.identity import AuditEntry
 from aidc.domain.jobs import Job, JobSpec
 from aidc.ports import Store
 
@@ -25,6 +27,7 @@ class _Request:
     spec: JobSpec
     user: str
     now: datetime
+    audit: Callable[[Job], AuditEntry] | None = None  # the audit record of the new job, appended with it
     done: threading.Event = field(default_factory=threading.Event)
     job: Job | None = None
     error: BaseException | None = None
@@ -38,10 +41,10 @@ class JobInserter:
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
 
-    def insert(self, spec: JobSpec, user: str, now: datetime) -> Job:
-        """Store a new PENDING job; returns once it is committed."""
+    def insert(self, spec: JobSpec, user: str, now: datetime, audit: Callable[[Job], AuditEntry] | None = None) -> Job:
+        """Store a new PENDING job (and its audit record, in the same transaction); returns once committed."""
         self._ensure_started()
-        request = _Request(spec, user, now)
+        request = _Request(spec, user, now, audit)
         self._queue.put(request)
         request.done.wait()
         if request.error is not None:
@@ -81,7 +84,12 @@ class JobInserter:
     def _write(self, batch: list[_Request]) -> None:
         try:
             with self._store.unit_of_work() as uow:
-                jobs = [uow.jobs.add(r.spec, r.user, r.now) for r in batch]
+                jobs = []
+                for r in batch:
+                    job = uow.jobs.add(r.spec, r.user, r.now)
+                    if r.audit is not None:
+                        uow.audit.append(r.audit(job))
+                    jobs.append(job)
                 uow.commit()
         except Exception as exc:
             if len(batch) == 1:

@@ -7,12 +7,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from aidc.domain.errors import Conflict, FieldProblem, InvalidInput, NotFound
+from aidc.domain.identity import AuditEntry
 from aidc.domain.jobs import Attempt, Dependency, Job, JobSpec, JobState
 from aidc.domain.nodes import Node, NodeState
+from aidc.domain.queues import Queue
 from aidc.ports import Backend, Clock, LogChunk, Store, SupportsLogs
 from aidc.sched.placement import fits_anywhere
-from aidc.security.rbac import Action, Principal
-from aidc.services.authz import authorize
+from aidc.security.rbac import Action, Principal, teams_allowed
+from aidc.services.audit_log import AuditLog
+from aidc.services.authz import Guard
 from aidc.services.group_commit import JobInserter
 
 MAX_LIST = 10_000
@@ -27,19 +30,32 @@ class JobDetail:
 
 
 class JobService:
-    def __init__(self, store: Store, backend: Backend, clock: Clock, on_change: Callable[[int], None]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        backend: Backend,
+        clock: Clock,
+        on_change: Callable[[int], None],
+        guard: Guard,
+        audit: AuditLog,
+    ) -> None:
         self._store = store
         self._backend = backend
         self._clock = clock
         self._on_change = on_change  # tells the control loop which job changed, so it acts without waiting
-        self._catalog_cache: tuple[float, frozenset[str], list[Node]] | None = None
+        self._guard = guard
+        self._audit = audit
+        self._catalog_cache: tuple[float, dict[str, str | None], list[Node]] | None = None
         self._inserter = JobInserter(store)
 
     def close(self) -> None:
         self._inserter.close()
 
     def submit(self, principal: Principal, spec: JobSpec) -> Job:
-        authorize(principal, Action.JOB_SUBMIT)
+        """Store a PENDING job. A team's queue takes jobs from those who may submit in that team; a shared
+        queue (no team) from anyone who may submit anywhere."""
+        if teams_allowed(principal, Action.JOB_SUBMIT) == frozenset():  # may submit nowhere
+            self._guard.check(principal, Action.JOB_SUBMIT, target=f"queue/{spec.queue}")
         problems = list(self._backend.validate(spec))
         queues, nodes = self._catalog()
         if spec.queue not in queues:
@@ -47,6 +63,8 @@ class JobService:
         if spec.queue not in queues:
             known = ", ".join(sorted(queues))
             problems.append(FieldProblem("queue", f"unknown queue {spec.queue!r} (queues: {known})"))
+        elif queues[spec.queue] is not None:
+            self._guard.check(principal, Action.JOB_SUBMIT, queues[spec.queue], target=f"queue/{spec.queue}")
         never = fits_anywhere(spec.resources, spec.num_nodes, nodes)
         if never is not None:
             # Only "needs N nodes; ..." is about the node count; the rest is about per-node resources.
@@ -56,9 +74,16 @@ class JobService:
             spec = self._resolve_dependencies(spec, principal.name, problems)
         if problems:
             raise InvalidInput(problems)
-        job = self._inserter.insert(spec, principal.name, self._clock.now())
+        job = self._inserter.insert(spec, principal.name, self._clock.now(), audit=self._submit_entry(principal))
         self._on_change(job.id)
         return job
+
+    def _submit_entry(self, principal: Principal) -> Callable[[Job], AuditEntry]:
+        def entry(job: Job) -> AuditEntry:
+            detail = {"queue": job.spec.queue, "name": job.spec.name}
+            return self._audit.entry(principal, "job.submit", f"job/{job.id}", detail=detail)
+
+        return entry
 
     def _resolve_dependencies(self, spec: JobSpec, user: str, problems: list[FieldProblem]) -> JobSpec:
         """The spec with every dependency named by job id: an id must exist; a name is the submitter's most
@@ -83,16 +108,16 @@ class JobService:
                     resolved.append(dep.model_copy(update={"job": job_id}))
         return spec.model_copy(update={"depends_on": tuple(resolved)})
 
-    def _catalog(self, refresh: bool = False) -> tuple[frozenset[str], list[Node]]:
-        """Queue names and the backend's usable nodes, read at most once a second: validating a submit
-        must not cost two queries on the hot path. Queues are never deleted, so a stale set only misses
-        a new one, and submit() then refreshes."""
+    def _catalog(self, refresh: bool = False) -> tuple[dict[str, str | None], list[Node]]:
+        """Queue names with their teams, and the backend's usable nodes, read at most once a second:
+        validating a submit must not cost two queries on the hot path. Queues are never deleted, so a
+        stale map only misses a new one, and submit() then refreshes."""
         now = time.monotonic()
         cached = self._catalog_cache
         if cached is not None and not refresh and now - cached[0] < CATALOG_TTL_SECONDS:
             return cached[1], cached[2]
         with self._store.unit_of_work(read_only=True) as uow:
-            queues = frozenset(q.name for q in uow.queues.list())
+            queues = {q.name: q.team for q in uow.queues.list()}
             nodes = [n for n in uow.nodes.list() if n.backend == self._backend.name and n.state != NodeState.DOWN]
         self._catalog_cache = (now, queues, nodes)
         return queues, nodes
@@ -105,19 +130,30 @@ class JobService:
         queue: str | None = None,
         limit: int = 1000,
     ) -> list[Job]:
-        authorize(principal, Action.JOB_READ)
+        """The jobs `principal` may see: all with a cluster-wide role, else their teams' jobs and their own."""
+        teams = teams_allowed(principal, Action.JOB_READ)
+        if teams == frozenset():
+            self._guard.check(principal, Action.JOB_READ, target="jobs")
         if not 1 <= limit <= MAX_LIST:
             raise InvalidInput([FieldProblem("limit", f"must be between 1 and {MAX_LIST}")])
+        visible: tuple[list[str], str] | None = None
+        if teams is not None:
+            queues, _ = self._catalog(refresh=True)
+            visible = ([name for name, team in queues.items() if team in teams], principal.name)
         with self._store.unit_of_work(read_only=True) as uow:
             # The newest `limit` jobs, shown oldest first like squeue.
-            return list(reversed(uow.jobs.list(states=states, queue=queue, limit=limit, descending=True)))
+            found = uow.jobs.list(states=states, queue=queue, limit=limit, descending=True, visible=visible)
+            return list(reversed(found))
 
     def get(self, principal: Principal, job_id: int) -> JobDetail:
-        authorize(principal, Action.JOB_READ)
+        """A job with its attempts; another team's job is answered as absent (404), as if it did not exist."""
+        if teams_allowed(principal, Action.JOB_READ) == frozenset():
+            self._guard.check(principal, Action.JOB_READ, target=f"job/{job_id}")
         with self._store.unit_of_work(read_only=True) as uow:
             job = uow.jobs.get(job_id)
             if job is None:
                 raise NotFound("job", job_id)
+            self._check_visible(principal, job, uow.queues.get(job.queue))
             ids = [d.job for d in job.spec.depends_on if isinstance(d.job, int)]
             dependencies = {j.id: j for j in uow.jobs.list(ids=ids)} if ids else {}
             return JobDetail(job, uow.jobs.attempts(job_id), dependencies)
@@ -125,18 +161,36 @@ class JobService:
     def cancel(self, principal: Principal, job_id: int) -> Job:
         """PENDING jobs end at once. RUNNING ones are CANCELLED now; the control loop then stops their
         process (SIGTERM, SIGKILL after the grace period) and the attempt keeps its resources until it ends."""
-        authorize(principal, Action.JOB_CANCEL)
+        if teams_allowed(principal, Action.JOB_CANCEL) == frozenset():  # may cancel nothing anywhere
+            self._guard.check(principal, Action.JOB_CANCEL, target=f"job/{job_id}")
         with self._store.unit_of_work() as uow:
             job = uow.jobs.get(job_id)
             if job is None:
                 raise NotFound("job", job_id)
+            queue = uow.queues.get(job.queue)
+            team = queue.team if queue is not None else None
+            self._check_visible(principal, job, queue)
+            own = job.user == principal.name and teams_allowed(principal, Action.JOB_CANCEL) != frozenset()
+            if not own:
+                self._guard.check(principal, Action.JOB_CANCEL, team, target=f"job/{job_id}")
             if job.state.is_terminal:
                 raise Conflict(f"job {job_id} has already ended ({job.state})")
             job = job.transition(JobState.CANCELLED, self._clock.now(), f"cancelled by {principal.name}")
             uow.jobs.save(job)
+            self._audit.append(uow, self._audit.entry(principal, "job.cancel", f"job/{job_id}"))
             uow.commit()
         self._on_change(job_id)
         return job
+
+    def _check_visible(self, principal: Principal, job: Job, queue: Queue | None) -> None:
+        """Raise NotFound unless `principal` may read `job`: in a team they may read in, in the cluster, or
+        their own. The job's team is its queue's."""
+        team = queue.team if queue is not None else None
+        if self._guard.allowed(principal, Action.JOB_READ, team):
+            return
+        if job.user == principal.name and teams_allowed(principal, Action.JOB_READ) != frozenset():
+            return
+        raise self._guard.hide(principal, Action.JOB_READ, "job", job.id)
 
     def logs(self, principal: Principal, job_id: int, attempt: int | None, offset: int, limit: int) -> LogChunk:
         detail = self.get(principal, job_id)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from aidc.domain.nodes import Node
 from aidc.ports import Store
 from aidc.security.rbac import Action, Principal
-from aidc.services.authz import authorize
+from aidc.services.authz import Guard
 from aidc.services.snapshots import load_state
 
 
@@ -22,9 +22,10 @@ class NodeUsage:
 
 
 class NodeService:
-    def __init__(self, store: Store, backend_name: str) -> None:
+    def __init__(self, store: Store, backend_name: str, guard: Guard) -> None:
         self._store = store
         self._backend_name = backend_name
+        self._guard = guard
 
     def register(self, nodes: Iterable[Node]) -> None:
         """Insert or refresh nodes (discovery at start, heartbeats, a cluster file). No permission check:
@@ -35,7 +36,7 @@ class NodeService:
             uow.commit()
 
     def list(self, principal: Principal) -> list[NodeUsage]:
-        authorize(principal, Action.NODE_READ)
+        self._guard.check(principal, Action.NODE_READ, target="nodes")
         with self._store.unit_of_work(read_only=True) as uow:
             snapshot = load_state(uow, self._backend_name).snapshot
             nodes = uow.nodes.list()

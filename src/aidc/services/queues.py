@@ -7,7 +7,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from aidc.domain.errors import Conflict
+from aidc.domain.errors import Conflict, FieldProblem, InvalidInput
+from aidc.domain.identity import Team
 from aidc.domain.jobs import JobState
 from aidc.domain.nodes import Node
 from aidc.domain.queues import Queue
@@ -17,7 +18,8 @@ from aidc.sched.fairshare import UsageVector, cluster_capacity, dominant_shares
 from aidc.sched.quota import CPUS, GPUS, MEMORY, MODEL_PREFIX, CohortLedger, QueueStanding
 from aidc.sched.snapshot import Allocation
 from aidc.security.rbac import Action, Principal
-from aidc.services.authz import authorize
+from aidc.services.audit_log import AuditLog
+from aidc.services.authz import Guard
 from aidc.services.snapshots import load_state
 
 UsageSource = Callable[[datetime], Mapping[str, UsageVector]]
@@ -53,6 +55,8 @@ class QueueService:
         store: Store,
         clock: Clock,
         backend_name: str,
+        guard: Guard,
+        audit: AuditLog,
         *,
         half_life: float = DEFAULT_HALF_LIFE,
         usage: UsageSource | None = None,
@@ -60,16 +64,22 @@ class QueueService:
         self._store = store
         self._clock = clock
         self._backend_name = backend_name
+        self._guard = guard
+        self._audit = audit
         self._half_life = half_life
         self._usage = usage
 
     def create(self, principal: Principal, queue: Queue) -> Queue:
-        authorize(principal, Action.QUEUE_WRITE)
+        self._guard.check(principal, Action.QUEUE_WRITE, queue.team, target=f"queue/{queue.name}")
         queue = queue.model_copy(update={"created_at": self._clock.now()})
         with self._store.unit_of_work() as uow:
             if uow.queues.get(queue.name) is not None:
                 raise Conflict(f"queue {queue.name!r} already exists")
+            if queue.team is not None and uow.identity.get_team(queue.team) is None:
+                raise InvalidInput([FieldProblem("team", f"no team {queue.team!r}; create it with `aidc team create`")])
             uow.queues.add(queue)
+            detail = {"team": queue.team, "quota": queue.quota.model_dump(mode="json", exclude_none=True)}
+            self._audit.append(uow, self._audit.entry(principal, "queue.create", f"queue/{queue.name}", detail=detail))
             uow.commit()
         return queue
 
@@ -80,6 +90,8 @@ class QueueService:
         written: list[str] = []
         with self._store.unit_of_work() as uow:
             for queue in queues:
+                if queue.team is not None and uow.identity.get_team(queue.team) is None:
+                    uow.identity.add_team(Team(queue.team, now))  # the config is the operator's word
                 existing = uow.queues.get(queue.name)
                 wanted = queue.model_copy(update={"created_at": existing.created_at if existing else now})
                 if wanted != existing:
@@ -89,7 +101,8 @@ class QueueService:
         return written
 
     def list(self, principal: Principal) -> list[QueueUsage]:
-        authorize(principal, Action.QUEUE_READ)
+        """Every queue, for anyone who may read queues: quotas and use are not secrets between teams."""
+        self._guard.check(principal, Action.QUEUE_READ, target="queues")
         now = self._clock.now()
         with self._store.unit_of_work(read_only=True) as uow:
             state = load_state(uow, self._backend_name)

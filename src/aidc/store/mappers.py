@@ -15,7 +15,6 @@ from sqlalchemy import Row
 from aidc.domain.jobs import Attempt, Job, JobSpec, JobState
 from aidc.domain.nodes import Gpu, Node, NodeState
 from aidc.domain.queues import DEFAULT_QUANTUM, Queue, Quota, TimeShare
-from aidc.ports import TokenRecord
 from aidc.store.tables import jobs
 
 # ------------------------------------------------------------------------------------------ jobs
@@ -179,6 +178,7 @@ def queue_values(queue: Queue) -> dict[str, Any]:
         "cohort": queue.cohort,
         "policy": queue_policy_text(queue),
         "created_at": queue.created_at,
+        "team": queue.team,
     }
 
 
@@ -192,6 +192,7 @@ def queue_from_row(row: Row[Any]) -> Queue:
             "weight": row.weight,
             "cohort": row.cohort,
             "created_at": row.created_at,
+            "team": row.team,
         }
     )
 
@@ -223,20 +224,4 @@ def node_from_row(row: Row[Any]) -> Node:
         backend=row.backend,
         labels=json.loads(row.labels),
         last_seen=row.last_seen,
-    )
-
-
-# ---------------------------------------------------------------------------------------- tokens
-
-
-def token_from_row(row: Row[Any]) -> TokenRecord:
-    return TokenRecord(
-        id=row.id,
-        name=row.name,
-        prefix=row.prefix,
-        token_hash=row.token_hash,
-        role=row.role,
-        created_at=row.created_at,
-        last_used_at=row.last_used_at,
-        revoked=bool(row.revoked),
     )

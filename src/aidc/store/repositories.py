@@ -12,7 +12,7 @@ import builtins
 from collections.abc import Mapping, MutableMapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, Insert, Table, bindparam, func, select, update
+from sqlalchemy import Connection, Insert, Table, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -20,10 +20,10 @@ from aidc.domain.errors import Conflict, NotFound
 from aidc.domain.jobs import Attempt, Job, JobSpec, JobState
 from aidc.domain.nodes import Node
 from aidc.domain.queues import Queue
-from aidc.ports import EndedAttempt, TokenRecord
+from aidc.ports import EndedAttempt
 from aidc.store import mappers
 from aidc.store.spec_cache import SpecCache
-from aidc.store.tables import api_tokens, attempts, jobs, nodes, queues
+from aidc.store.tables import attempts, jobs, nodes, queues
 
 # Ids per IN (...) when fetching specs: well below SQLite's and PostgreSQL's parameter limits.
 _IN_CHUNK = 5000
@@ -80,10 +80,11 @@ class SqlJobRepository:
         limit: int | None = None,
         descending: bool = False,
         ids: Sequence[int] | None = None,
+        visible: tuple[Sequence[str], str] | None = None,
     ) -> list[Job]:
         if ids is not None and len(ids) > MAX_IDS_PER_QUERY:  # stay under the database's bound-parameter limit
             chunks = [ids[i : i + MAX_IDS_PER_QUERY] for i in range(0, len(ids), MAX_IDS_PER_QUERY)]
-            found = [j for c in chunks for j in self.list(states=states, queue=queue, ids=c)]
+            found = [j for c in chunks for j in self.list(states=states, queue=queue, ids=c, visible=visible)]
             found.sort(key=lambda j: j.id, reverse=descending)
             return found[:limit] if limit is not None else found
         query = select(*mappers.JOB_COLUMNS)
@@ -93,6 +94,9 @@ class SqlJobRepository:
             query = query.where(jobs.c.state.in_([JobState(s).value for s in states]))
         if queue is not None:
             query = query.where(jobs.c.queue == queue)
+        if visible is not None:
+            queue_names, user = visible
+            query = query.where(or_(jobs.c.queue.in_(list(queue_names)), jobs.c.user == user))
         query = query.order_by(jobs.c.id.desc() if descending else jobs.c.id)
         if limit is not None:
             query = query.limit(limit)
@@ -281,29 +285,3 @@ class SqlNodeRepository:
     def list(self) -> list[Node]:
         rows = self._conn.execute(select(nodes).order_by(nodes.c.name))
         return [mappers.node_from_row(row) for row in rows]
-
-
-class SqlTokenRepository:
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
-
-    def add(self, *, name: str, prefix: str, token_hash: str, role: str, now: datetime) -> TokenRecord:
-        insert = upsertable_insert(api_tokens, self._conn.dialect.name)
-        stmt = (
-            insert.values(name=name, prefix=prefix, token_hash=token_hash, role=role, created_at=now)
-            .on_conflict_do_nothing(index_elements=[api_tokens.c.token_hash])
-            .returning(api_tokens.c.id)
-        )
-        token_id = self._conn.execute(stmt).scalar_one_or_none()
-        if token_id is None:
-            raise Conflict(f"a token with the same hash already exists (prefix {prefix!r})")
-        return TokenRecord(id=token_id, name=name, prefix=prefix, token_hash=token_hash, role=role, created_at=now)
-
-    def find_by_prefix(self, prefix: str) -> list[TokenRecord]:
-        """The tokens with this visible prefix (one, barring a 32-bit collision), oldest first."""
-        query = select(api_tokens).where(api_tokens.c.prefix == prefix).order_by(api_tokens.c.id)
-        return [mappers.token_from_row(row) for row in self._conn.execute(query)]
-
-    def count(self) -> int:
-        """All tokens ever issued, revoked ones included."""
-        return int(self._conn.execute(select(func.count()).select_from(api_tokens)).scalar_one())

@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, Engine
 
 from aidc.domain.jobs import JobSpec
-from aidc.ports import JobRepository, NodeRepository, QueueRepository, TokenRepository
+from aidc.ports import (
+    AuditRepository,
+    IdentityRepository,
+    JobRepository,
+    NodeRepository,
+    QueueRepository,
+    TokenRepository,
+)
+from aidc.store.audit import SqlAuditRepository
 from aidc.store.engine import (
     DEFAULT_BUSY_TIMEOUT,
     SQLITE_BEGIN_OPTION,
@@ -18,12 +26,12 @@ from aidc.store.engine import (
     make_engine,
     sqlite_is_memory,
 )
+from aidc.store.identity import SqlIdentityRepository, SqlTokenRepository
 from aidc.store.migrate import upgrade_engine
 from aidc.store.repositories import (
     SqlJobRepository,
     SqlNodeRepository,
     SqlQueueRepository,
-    SqlTokenRepository,
 )
 from aidc.store.spec_cache import DEFAULT_CAPACITY, SpecCache
 
@@ -35,7 +43,7 @@ class SqlUnitOfWork:
     """One transaction on one connection; leaving the `with` block without commit() rolls back.
     After commit() the unit may go on: the next statement starts a new transaction."""
 
-    def __init__(self, connection: Connection, cache: SpecCache) -> None:
+    def __init__(self, connection: Connection, cache: SpecCache, audit_key: bytes | None) -> None:
         self._connection = connection
         self._cache = cache
         self._staged: dict[int, JobSpec] = {}
@@ -43,6 +51,8 @@ class SqlUnitOfWork:
         self.queues: QueueRepository = SqlQueueRepository(connection)
         self.nodes: NodeRepository = SqlNodeRepository(connection)
         self.tokens: TokenRepository = SqlTokenRepository(connection)
+        self.identity: IdentityRepository = SqlIdentityRepository(connection)
+        self.audit: AuditRepository = SqlAuditRepository(connection, audit_key)
 
     def commit(self) -> None:
         self._connection.commit()
@@ -60,7 +70,8 @@ class SqlStore:
     Safe to share between threads. On SQLite the units of work of this process take turns on a
     lock (SQLite has one writer at a time anyway, and a lock hands over without the busy handler's
     sleeps); BEGIN IMMEDIATE and the busy timeout cover writers in other processes. The schema is
-    not created here: run `aidc.store.migrate.upgrade(url)` (or `upgrade_schema()`) first."""
+    not created here: run `aidc.store.migrate.upgrade(url)` (or `upgrade_schema()`) first. Without an
+    `audit_key` the audit log can be read but not appended to."""
 
     def __init__(
         self,
@@ -69,6 +80,7 @@ class SqlStore:
         sqlite_synchronous: SqliteSynchronous = "FULL",
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
         spec_cache_size: int = DEFAULT_CAPACITY,
+        audit_key: bytes | None = None,
     ) -> None:
         self._engine: Engine = make_engine(url, sqlite_synchronous=sqlite_synchronous, busy_timeout=busy_timeout)
         self._is_sqlite = self._engine.dialect.name == "sqlite"
@@ -77,6 +89,7 @@ class SqlStore:
         self._lock = threading.Lock()
         self._lock_owner: int | None = None
         self._cache = SpecCache(spec_cache_size)
+        self._audit_key = audit_key  # signs the audit log's head; kept outside the database
 
     @property
     def dialect(self) -> str:
@@ -94,7 +107,7 @@ class SqlStore:
         ):
             if shared_read:
                 connection.execution_options(**{SQLITE_BEGIN_OPTION: "BEGIN DEFERRED"})
-            uow = SqlUnitOfWork(connection, self._cache)
+            uow = SqlUnitOfWork(connection, self._cache, self._audit_key)
             try:
                 yield uow
             finally:

@@ -94,6 +94,7 @@ queues = Table(
     # Borrowing and lending limits, time-sharing policy and quantum, as JSON; unset values are left out.
     Column("policy", Text, nullable=False, server_default="{}"),
     Column("created_at", UtcDateTime),
+    Column("team", String(63), ForeignKey("teams.name")),  # None: a queue shared by every team
 )
 
 nodes = Table(
@@ -109,18 +110,77 @@ nodes = Table(
     Column("last_seen", UtcDateTime),
 )
 
+users = Table(
+    "users",
+    metadata,
+    Column("name", String(63), primary_key=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("disabled_at", UtcDateTime),  # set: the user may no longer sign in; their tokens stop working
+)
+
+teams = Table(
+    "teams",
+    metadata,
+    Column("name", String(63), primary_key=True),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+role_bindings = Table(
+    "role_bindings",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user", String(63), ForeignKey("users.name"), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("team", String(63), ForeignKey("teams.name")),  # None: the whole cluster
+    Column("models", Text, nullable=False, server_default="[]"),  # JSON list; inference bindings only
+    Column("created_at", UtcDateTime, nullable=False),
+    Index("ix_role_bindings_user", "user"),
+    sqlite_autoincrement=True,
+)
+
 api_tokens = Table(
     "api_tokens",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("name", Text, nullable=False),
+    Column("name", Text, nullable=False),  # a label for people: "laptop", "ci"
+    Column("user", String(63), nullable=False),
     Column("prefix", Text, nullable=False),
     Column("token_hash", String(255), nullable=False, unique=True),
-    Column("role", Text, nullable=False),
+    Column("scopes", Text),  # JSON list of actions; NULL: whatever the user may do
     Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime),
     Column("last_used_at", UtcDateTime),
+    Column("clients", Text, nullable=False, server_default="[]"),  # JSON list of client addresses seen
     Column("revoked", Boolean, nullable=False, server_default=false()),
     # A request finds its token by the visible prefix, then checks the (salted, slow) hash.
     Index("ix_api_tokens_prefix", "prefix"),
+    Index("ix_api_tokens_user", "user"),
     sqlite_autoincrement=True,
+)
+
+# The audit log: a hash chain (aidc.security.audit). Rows are only ever inserted; on PostgreSQL a trigger
+# rejects UPDATE and DELETE. `audit_head` holds one row: the last record's seq and hash, HMAC-signed.
+audit_records = Table(
+    "audit_records",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("action", String(63), nullable=False),
+    Column("target", Text, nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("request_id", Text, nullable=False),
+    Column("detail", Text, nullable=False),  # JSON object
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("ix_audit_records_at", "at"),
+)
+
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),  # always 1
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("signature", String(64), nullable=False),
 )

@@ -12,13 +12,12 @@ import pytest
 from aidc.domain.jobs import Attempt, JobSpec, JobState
 from aidc.domain.nodes import Gpu, Node
 from aidc.domain.queues import Queue, Quota
-from aidc.security.rbac import Principal, Role
 from aidc.services.queues import QueueService
 from aidc.store.migrate import upgrade
 from aidc.store.sql_store import SqlStore
+from tests.fixtures.identity import ADMIN, AUDIT_KEY, guard_and_audit
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
-ADMIN = Principal("admin", Role.ADMIN)
 
 
 class Clock:
@@ -33,7 +32,7 @@ class Clock:
 def store(tmp_path: Path) -> Iterator[SqlStore]:
     url = f"sqlite:///{tmp_path / 'aidc.db'}"
     upgrade(url)
-    sql_store = SqlStore(url)
+    sql_store = SqlStore(url, audit_key=AUDIT_KEY)
     try:
         yield sql_store
     finally:
@@ -59,7 +58,7 @@ def run_gpu_job(store: SqlStore, queue: str, gpu: int, started: datetime) -> int
 
 def test_declared_queues_are_created_then_updated_and_others_left_alone(store: SqlStore) -> None:
     clock = Clock()
-    service = QueueService(store, clock, "local")
+    service = QueueService(store, clock, "local", *guard_and_audit(store, clock))
     assert service.sync(LAB) == ["research", "sweeps"]
     clock.time = T0 + timedelta(hours=1)
     assert service.sync(LAB) == []  # nothing changed, nothing written
@@ -76,7 +75,7 @@ def test_declared_queues_are_created_then_updated_and_others_left_alone(store: S
 
 def test_standing_shows_use_borrowing_lending_and_fair_share(store: SqlStore) -> None:
     clock = Clock()
-    service = QueueService(store, clock, "local")
+    service = QueueService(store, clock, "local", *guard_and_audit(store, clock))
     service.sync(LAB)
     gpus = tuple(Gpu(index=i, uuid=f"GPU-{i}", model="NVIDIA H100 80GB HBM3", memory=80 * 2**30) for i in range(8))
     with store.unit_of_work() as uow:

@@ -11,6 +11,7 @@ import pytest
 from aidc.domain.jobs import JobSpec
 from aidc.store.migrate import upgrade
 from aidc.store.sql_store import SqlStore
+from tests.fixtures.identity import AUDIT_KEY
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -26,7 +27,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def store(database_url: str) -> Iterator[SqlStore]:
     """A store on a freshly migrated database."""
     upgrade(database_url)
-    sql_store = SqlStore(database_url)
+    sql_store = SqlStore(database_url, audit_key=AUDIT_KEY)
     try:
         yield sql_store
     finally:

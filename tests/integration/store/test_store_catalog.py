@@ -81,27 +81,41 @@ def test_nodes_are_inserted_then_updated_by_upsert(store: SqlStore) -> None:
 def test_tokens_are_added_found_by_prefix_and_counted(store: SqlStore) -> None:
     with store.unit_of_work() as uow:
         assert uow.tokens.count() == 0
-        admin = uow.tokens.add(name="bootstrap", prefix="aidc_ab12", token_hash="h1", role="admin", now=T0)
-        viewer = uow.tokens.add(name="ci", prefix="aidc_cd34", token_hash="h2", role="viewer", now=at(1))
+        admin = uow.tokens.add(name="bootstrap", user="admin", prefix="aidc_ab12", token_hash="h1", now=T0)
+        viewer = uow.tokens.add(
+            name="ci", user="ci", prefix="aidc_cd34", token_hash="h2", now=at(1), scopes=["job.read"], expires_at=at(60)
+        )
         uow.commit()
     assert viewer.id != admin.id
-    assert (admin.name, admin.role, admin.created_at, admin.revoked) == (
+    assert (admin.name, admin.user, admin.created_at, admin.revoked, admin.scopes) == (
         "bootstrap",
         "admin",
         T0,
         False,
+        None,
     )
     with store.unit_of_work() as uow:
         assert uow.tokens.find_by_prefix("aidc_cd34") == [viewer]
         assert uow.tokens.find_by_prefix("nope") == []
         assert uow.tokens.count() == 2
+        assert uow.tokens.list("ci") == [viewer]
+        assert viewer.scopes == ("job.read",)
+        assert viewer.expires_at == at(60)
+        uow.tokens.revoke(admin.id)
+        uow.tokens.touch(viewer.id, at(5), ["10.0.0.1"])
+        uow.commit()
+    with store.unit_of_work() as uow:
+        assert uow.tokens.get(admin.id).revoked  # type: ignore[union-attr]
+        touched = uow.tokens.get(viewer.id)
+        assert touched is not None
+        assert (touched.last_used_at, touched.clients) == (at(5), ("10.0.0.1",))
 
 
 def test_a_token_hash_is_unique(store: SqlStore) -> None:
     with store.unit_of_work() as uow:
-        uow.tokens.add(name="a", prefix="p", token_hash="same", role="admin", now=T0)
+        uow.tokens.add(name="a", user="a", prefix="p", token_hash="same", now=T0)
         with pytest.raises(Conflict, match="same hash"):
-            uow.tokens.add(name="b", prefix="p", token_hash="same", role="viewer", now=T0)
+            uow.tokens.add(name="b", user="b", prefix="p", token_hash="same", now=T0)
         uow.commit()
     with store.unit_of_work() as uow:
         assert uow.tokens.count() == 1

@@ -244,7 +244,7 @@ def test_leaving_without_commit_rolls_everything_back(store: SqlStore) -> None:
         uow.jobs.add_attempt(Attempt(job_id=job.id, number=1, nodes=("n1",), started_at=T0))
         uow.queues.add(Queue(name="research"))
         uow.nodes.upsert(Node(name="n1", cpus=4, memory=2**34))
-        uow.tokens.add(name="t", prefix="aidc_x", token_hash="h", role="admin", now=T0)
+        uow.tokens.add(name="t", user="u", prefix="aidc_x", token_hash="h", now=T0)
     with pytest.raises(RuntimeError, match="boom"):
         _add_then_fail(store)
     with store.unit_of_work() as uow:

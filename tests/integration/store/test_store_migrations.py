@@ -12,7 +12,19 @@ from aidc.store.migrate import current_revision, head_revision, upgrade
 from aidc.store.sql_store import SqlStore
 from aidc.store.tables import metadata
 
-TABLES = {"alembic_version", "api_tokens", "attempts", "jobs", "nodes", "queues"}
+TABLES = {
+    "alembic_version",
+    "api_tokens",
+    "attempts",
+    "audit_head",
+    "audit_records",
+    "jobs",
+    "nodes",
+    "queues",
+    "role_bindings",
+    "teams",
+    "users",
+}
 
 
 def _table_names(url: str) -> set[str]:
@@ -26,7 +38,7 @@ def _table_names(url: str) -> set[str]:
 def test_upgrade_creates_the_schema_at_head(database_url: str) -> None:
     assert current_revision(database_url) is None
     upgrade(database_url)
-    assert current_revision(database_url) == head_revision() == "0003"
+    assert current_revision(database_url) == head_revision() == "0004"
     assert _table_names(database_url) == TABLES
 
 

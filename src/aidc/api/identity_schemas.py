@@ -1,0 +1,138 @@
+"""Wire schemas of users, teams, tokens and the audit log (pydantic only: the typed client imports them)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from aidc.domain.identity import NAME_PATTERN
+from aidc.domain.units import parse_duration
+
+ROLE_PATTERN = r"^(admin|operator|member|viewer|inference)$"
+MAX_TOKEN_SECONDS = 3650 * 86400
+
+
+class BindingOut(BaseModel):
+    id: int
+    role: str
+    team: str | None = Field(description="None: the whole cluster")
+    models: list[str] = Field(default_factory=list, description="Inference bindings: the models granted (all if empty)")
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=NAME_PATTERN.pattern, max_length=63)
+    team: str | None = Field(default=None, pattern=NAME_PATTERN.pattern, max_length=63)
+    role: str = Field(default="member", pattern=ROLE_PATTERN, description="In the team, or the cluster without one")
+
+
+class UserOut(BaseModel):
+    name: str
+    created_at: datetime
+    disabled: bool
+    disabled_at: datetime | None
+    bindings: list[BindingOut]
+
+
+class UserPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    disabled: bool
+
+
+class TeamCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=NAME_PATTERN.pattern, max_length=63)
+
+
+class MemberOut(BaseModel):
+    user: str
+    role: str
+    models: list[str] = Field(default_factory=list)
+
+
+class TeamOut(BaseModel):
+    name: str
+    created_at: datetime
+    members: list[MemberOut]
+
+
+class MemberAdd(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user: str = Field(pattern=NAME_PATTERN.pattern, max_length=63)
+    role: str = Field(default="member", pattern=ROLE_PATTERN)
+    models: list[str] = Field(default_factory=list, max_length=100, description="Inference role only")
+
+
+class TokenCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user: str | None = Field(default=None, pattern=NAME_PATTERN.pattern, max_length=63, description="Default: you")
+    name: str = Field(default="", max_length=63, description="A label, e.g. 'laptop'")
+    expires_in: float | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_TOKEN_SECONDS,
+        description='Lifetime in seconds or as "30d", "12h"; none: until revoked',
+        json_schema_extra={"type": ["number", "string", "null"]},
+    )
+    scopes: list[str] | None = Field(
+        default=None, max_length=32, description='Actions the token may do, e.g. ["job.read"]; none: all you may'
+    )
+
+    @field_validator("expires_in", mode="before")
+    @classmethod
+    def _parse_lifetime(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return parse_duration(value)
+        return value
+
+
+class TokenOut(BaseModel):
+    id: int
+    name: str
+    user: str
+    prefix: str = Field(description="The visible part: aidc_<prefix>_...")
+    scopes: list[str] | None
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked: bool
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="The secret; shown this once and never again")
+
+
+class WhoAmIOut(BaseModel):
+    user: str
+    bindings: list[BindingOut]
+    teams: list[str]
+    token: TokenOut | None
+    scopes: list[str] | None
+
+
+class AuditRecordOut(BaseModel):
+    seq: int
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    outcome: str
+    request_id: str
+    detail: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+class AuditVerifyOut(BaseModel):
+    ok: bool
+    records: int
+    seq: int | None = Field(description="The first bad record, when not ok")
+    problem: str
+    message: str

@@ -1,0 +1,186 @@
+"""Every route of the application x every role: allowed, refused (403), or hidden (404, where the thing's
+existence must not leak across teams). The routes come from the app's own route table, so a new route
+without a rule here fails `test_every_route_has_a_rule`.
+
+The requests go to a real `aidc up` on SQLite; the route table is read from the same application factory."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.routing import Route
+
+from aidc.api.app import create_app
+from tests.e2e.server import AidcServer
+
+ROLES = ("admin", "operator", "member", "viewer", "inference", "other_team", "anonymous")
+A, D, H = "allow", "deny", "hide"  # 2xx or a non-permission error; 403; 404
+
+
+@dataclass(frozen=True)
+class Rule:
+    expect: dict[str, str]  # role -> A, D or H
+    path: Callable[[dict[str, Any]], str] | None = None  # fills the path's parameters from the fixture's ids
+    body: Callable[[str], Any] | None = None  # the JSON body for a role's request
+
+
+def everyone(but: dict[str, str] | None = None, default: str = A) -> dict[str, str]:
+    expect = {r: default for r in ROLES if r != "anonymous"}
+    expect.update(but or {})
+    return expect
+
+
+ADMIN_ONLY = everyone({"admin": A}, default=D)
+READERS = everyone({"inference": D})
+JOB_SPEC = {"name": "m", "queue": "ml-q", "run": "true", "resources": {"cpus": 0.1, "memory": "1MB"}}
+
+RULES: dict[tuple[str, str], Rule | None] = {  # None: public, no token needed
+    ("GET", "/healthz"): None,
+    ("GET", "/readyz"): None,
+    ("GET", "/openapi.json"): None,
+    ("GET", "/docs"): None,
+    ("GET", "/docs/oauth2-redirect"): None,
+    ("GET", "/redoc"): None,
+    ("GET", "/v1/schemas/jobspec"): Rule(everyone()),
+    ("POST", "/v1/jobs"): Rule(everyone({"viewer": D, "inference": D, "other_team": D}), body=lambda role: JOB_SPEC),
+    ("GET", "/v1/jobs"): Rule(READERS),
+    ("GET", "/v1/jobs/{job_id}"): Rule(
+        everyone({"inference": D, "other_team": H}), path=lambda ids: f"/v1/jobs/{ids['job']}"
+    ),
+    ("POST", "/v1/jobs/{job_id}/cancel"): Rule(
+        everyone({"viewer": D, "inference": D, "other_team": H}), path=lambda ids: f"/v1/jobs/{ids['job']}/cancel"
+    ),
+    ("GET", "/v1/jobs/{job_id}/logs"): Rule(
+        everyone({"inference": D, "other_team": H}), path=lambda ids: f"/v1/jobs/{ids['job']}/logs"
+    ),
+    ("GET", "/v1/nodes"): Rule(READERS),
+    ("GET", "/v1/queues"): Rule(READERS),
+    ("POST", "/v1/queues"): Rule(
+        everyone({"admin": A, "operator": A}, default=D), body=lambda role: {"name": f"q-{role.replace('_', '-')}"}
+    ),
+    ("POST", "/v1/users"): Rule(ADMIN_ONLY, body=lambda role: {"name": f"u-{role.replace('_', '-')}"}),
+    ("GET", "/v1/users"): Rule(READERS),
+    ("PATCH", "/v1/users/{name}"): Rule(
+        ADMIN_ONLY, path=lambda ids: "/v1/users/spare", body=lambda role: {"disabled": True}
+    ),
+    ("POST", "/v1/teams"): Rule(ADMIN_ONLY, body=lambda role: {"name": f"t-{role.replace('_', '-')}"}),
+    ("GET", "/v1/teams"): Rule(READERS),
+    ("POST", "/v1/teams/{team}/members"): Rule(
+        ADMIN_ONLY, path=lambda ids: "/v1/teams/ml/members", body=lambda role: {"user": "spare", "role": "viewer"}
+    ),
+    ("POST", "/v1/tokens"): Rule(everyone(), body=lambda role: {"name": "matrix"}),
+    ("GET", "/v1/tokens"): Rule(everyone()),
+    # Another user's token: the member owns it; others who may not manage users do not learn it exists.
+    ("DELETE", "/v1/tokens/{token_id}"): Rule(
+        everyone({"viewer": H, "inference": H, "other_team": H, "operator": H}),
+        path=lambda ids: f"/v1/tokens/{ids['member_spare_token']}",
+    ),
+    ("GET", "/v1/whoami"): Rule(everyone()),
+    ("GET", "/v1/audit"): Rule(everyone({"admin": A, "operator": A}, default=D)),
+    ("POST", "/v1/audit/verify"): Rule(everyone({"admin": A, "operator": A}, default=D)),
+}
+
+
+def route_table(app: Any) -> set[tuple[str, str]]:
+    """(method, path) of every route: the routers' from the OpenAPI document the app derives from its route
+    table (FastAPI keeps included routers behind a private type), plus the app's own top-level routes."""
+    found = {(method.upper(), path) for path, operations in app.openapi()["paths"].items() for method in operations}
+    for route in app.routes:
+        if isinstance(route, Route):
+            found.update((m, route.path) for m in route.methods or () if m != "HEAD")
+    return found
+
+
+World = tuple[httpx.Client, dict[str, str], dict[str, Any]]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    data_dir: Path = tmp_path_factory.mktemp("matrix") / "data"
+    server = AidcServer(data_dir).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            yield _populate(client, server.token)
+    finally:
+        server.stop()
+        server.reap_jobs()
+
+
+def _populate(client: httpx.Client, admin_token: str) -> World:
+    admin = {"Authorization": f"Bearer {admin_token}"}
+
+    def ok(response: Any) -> Any:
+        assert response.status_code < 300, response.text
+        return response.json()
+
+    for team in ("ml", "vision"):
+        ok(client.post("/v1/teams", json={"name": team}, headers=admin))
+        ok(client.post("/v1/queues", json={"name": f"{team}-q", "team": team}, headers=admin))
+    people = {
+        "operator": {"name": "op", "role": "operator"},
+        "member": {"name": "alice", "team": "ml", "role": "member"},
+        "viewer": {"name": "carol", "team": "ml", "role": "viewer"},
+        "inference": {"name": "bot", "role": "inference"},
+        "other_team": {"name": "bob", "team": "vision", "role": "member"},
+    }
+    tokens = {"admin": admin["Authorization"][7:]}
+    for role, body in people.items():
+        ok(client.post("/v1/users", json=body, headers=admin))
+        tokens[role] = ok(client.post("/v1/tokens", json={"user": body["name"]}, headers=admin))["token"]
+    ok(client.post("/v1/users", json={"name": "spare"}, headers=admin))
+    alice = {"Authorization": f"Bearer {tokens['member']}"}
+    ids = {
+        "job": ok(client.post("/v1/jobs", json=JOB_SPEC, headers=alice))["id"],
+        "member_spare_token": ok(client.post("/v1/tokens", json={"name": "spare"}, headers=alice))["id"],
+    }
+    return client, tokens, ids
+
+
+def test_every_route_has_a_rule() -> None:
+    routes = route_table(create_app(None))  # type: ignore[arg-type]  # routes only: no services needed
+    missing = routes - set(RULES)
+    assert not missing, f"routes without a permission rule in this test: {sorted(missing)}"
+    assert not set(RULES) - routes, f"rules for routes that no longer exist: {sorted(set(RULES) - routes)}"
+
+
+CASES = [(m, p, role) for (m, p), rule in RULES.items() if rule is not None for role in ROLES]
+
+
+@pytest.mark.parametrize(("method", "path", "role"), CASES, ids=[f"{m} {p} as {r}" for m, p, r in CASES])
+def test_route_as_role(world: World, method: str, path: str, role: str) -> None:
+    client, tokens, ids = world
+    rule = RULES[(method, path)]
+    assert rule is not None
+    url = rule.path(ids) if rule.path else path
+    headers = {"Authorization": f"Bearer {tokens[role]}"} if role != "anonymous" else {}
+    response = client.request(method, url, headers=headers, json=rule.body(role) if rule.body else None)
+    json_body = response.headers.get("content-type", "").startswith("application/json")
+    body = response.json() if json_body else {"detail": ""}  # a job's log is plain bytes
+    if role == "anonymous":
+        assert response.status_code == 401, body
+        return
+    expected = rule.expect[role]
+    if expected == D:
+        assert response.status_code == 403, body
+        assert "may not" in body["detail"]
+    elif expected == H:
+        assert response.status_code == 404, body
+        assert body["detail"].endswith("not found")
+    else:
+        assert response.status_code not in (401, 403), body
+        # Allowed, yet the answer may be 404 for other reasons (a log not written yet), never "<thing> not found".
+        assert not (response.status_code == 404 and body["detail"].endswith("not found")), body
+
+
+def test_public_routes_need_no_token(world: World) -> None:
+    client = world[0]
+    for (method, path), rule in RULES.items():
+        if rule is None:
+            assert client.request(method, path).status_code == 200, path
+            if path.startswith("/v1/"):
+                pytest.fail(f"{path} is public: API routes need a token")
