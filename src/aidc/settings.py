@@ -43,6 +43,11 @@ class Settings(BaseSettings):
         repr=False,
         description="Audit-log signing key (64 hex digits); default: audit.key in the data dir",
     )
+    secrets_key: str | None = Field(
+        default=None,
+        repr=False,
+        description="Key of secret values at rest (64 hex digits); default: secrets.key in the data dir",
+    )
     max_body_bytes: int = Field(default=1 << 20, ge=1024, description="Largest request body accepted (bytes)")
 
     @model_validator(mode="after")

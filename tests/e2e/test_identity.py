@@ -187,3 +187,24 @@ def test_audit_verify_catches_a_record_edited_in_the_sqlite_file(server: AidcSer
     assert cut.code == 1
     assert cut.json()["seq"] == last
     assert "removed from the end" in cut.json()["problem"]
+
+
+def test_secret_env_is_stored_encrypted_shown_redacted_and_given_to_the_job(server: AidcServer, workdir: Path) -> None:
+    spec = workdir / "secret.yaml"
+    spec.write_text(
+        'name: s\nrun: echo "token=$HF_TOKEN plain=$PLAIN"\nresources: {cpus: 0.1, memory: 10MB}\n'
+        "env: {PLAIN: visible}\nsecret_env: {HF_TOKEN: hf_s3cr3t_value}\n"
+    )
+    job_id = int(server.cli("submit", str(spec)).stdout)
+    server.wait_state(job_id, "SUCCEEDED")
+    shown = server.cli("show", str(job_id), "--json").json()
+    assert shown["spec"]["secret_env"] == {"HF_TOKEN": "<redacted>"}
+    assert shown["spec"]["env"] == {"PLAIN": "visible"}
+    assert "token=hf_s3cr3t_value plain=visible" in server.cli("logs", str(job_id)).stdout
+    # Nothing stored holds the value in clear: not the database, not the server's log.
+    assert b"hf_s3cr3t_value" not in (server.data_dir / "aidc.db").read_bytes()
+    for wal in server.data_dir.glob("aidc.db-wal"):
+        assert b"hf_s3cr3t_value" not in wal.read_bytes()
+    assert "hf_s3cr3t_value" not in server.log_file.read_text()
+    records = server.cli("audit", "list", "--json").json()
+    assert "hf_s3cr3t_value" not in str(records)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from aidc.api.schemas import Amounts, AttemptOut, DependencyOut, GpuOut, JobDetailOut, JobOut, NodeOut, QueueOut
-from aidc.domain.jobs import Attempt, Job
+from aidc.domain.jobs import Attempt, Job, JobSpec
+from aidc.security.secretbox import REDACTED
 from aidc.services.jobs import JobDetail
 from aidc.services.nodes import NodeUsage
 from aidc.services.queues import QueueUsage, ResourceAmounts
@@ -60,10 +61,17 @@ def job_detail_out(detail: JobDetail) -> JobDetailOut:
         )
     return JobDetailOut(
         **job_out(detail.job).model_dump(),
-        spec=detail.job.spec,
+        spec=redacted(detail.job.spec),
         attempts=[attempt_out(a) for a in detail.attempts],
         dependencies=dependencies,
     )
+
+
+def redacted(spec: JobSpec) -> JobSpec:
+    """The spec as shown: secret values replaced, names kept (so people see which secrets a job has)."""
+    if not spec.secret_env:
+        return spec
+    return spec.model_copy(update={"secret_env": dict.fromkeys(spec.secret_env, REDACTED)})
 
 
 def node_out(usage: NodeUsage) -> NodeOut:

@@ -33,6 +33,7 @@ from aidc.ports import (
 )
 from aidc.sched.config import SchedulerConfig
 from aidc.sched.snapshot import Scheduler
+from aidc.security.secretbox import SecretBox, SecretError
 from aidc.services.sched_history import SchedulingHistory
 from aidc.services.snapshots import state_from
 
@@ -72,8 +73,10 @@ class ControlLoop:
         heartbeat: Callable[[], None] | None = None,
         heartbeat_every: float = 30.0,
         config: SchedulerConfig | None = None,
+        secrets: SecretBox | None = None,
     ) -> None:
         config = config or SchedulerConfig()
+        self._secrets = secrets  # opens the jobs' secret_env at launch
         self._store = store
         self._backend = backend
         self._scheduler = scheduler
@@ -287,13 +290,21 @@ class ControlLoop:
             "AIDC_PREEMPTIONS": str(job.preemptions),  # > 0: resumed after a preemption (read the checkpoint)
         }
         try:
+            env.update(self._open_secrets(job.spec.secret_env))
             self._backend.launch(LaunchRequest(job_id, number, job.spec, placement, env))
-        except LaunchError as exc:
+        except (LaunchError, SecretError) as exc:
             log.warning("job %s attempt %s could not start: %s", job_id, number, exc)
             self._record_exits([AttemptExit(job_id, number, None, f"launch failed: {exc}", self._clock.now())])
             return 0
         log.info("job %s attempt %s started on %s", job_id, number, ",".join(placement.nodes))
         return 1
+
+    def _open_secrets(self, sealed: Mapping[str, str]) -> dict[str, str]:
+        if not sealed:
+            return {}
+        if self._secrets is None:
+            raise SecretError("this control plane has no secrets key to open secret_env with")
+        return {name: self._secrets.open(value, f"job-env:{name}") for name, value in sealed.items()}
 
     def _preempt(self, decisions: list[Preempt], now: datetime) -> int:
         """RUNNING -> PREEMPTED (committed first), then ask the attempt to stop, once. The job stays active;

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from aidc.domain.errors import InvalidTransition
 from aidc.domain.resources import Resources
@@ -86,6 +86,10 @@ class JobSpec(BaseModel):
     checkpoint_dir: str | None = Field(default=None, description="Relative paths are taken from workdir")
     workdir: str = Field(default=".", min_length=1)
     env: dict[str, str] = Field(default_factory=dict)
+    secret_env: dict[str, str] = Field(
+        default_factory=dict,
+        description="Environment values kept secret: stored encrypted, shown redacted, given to the job in clear",
+    )
     setup: str | None = Field(default=None, description="Shell commands run before `run` in each attempt")
     run: str = Field(min_length=1, description="Shell commands that do the work")
 
@@ -96,7 +100,7 @@ class JobSpec(BaseModel):
             return parse_duration(value)
         return value
 
-    @field_validator("env", mode="before")
+    @field_validator("env", "secret_env", mode="before")
     @classmethod
     def _env_values_as_text(cls, value: Any) -> Any:
         # YAML turns EPOCHS: 5 into an int; the environment only holds text.
@@ -107,7 +111,7 @@ class JobSpec(BaseModel):
             }
         return value
 
-    @field_validator("env")
+    @field_validator("env", "secret_env")
     @classmethod
     def _env_keys(cls, value: dict[str, str]) -> dict[str, str]:
         for key in value:
@@ -116,6 +120,13 @@ class JobSpec(BaseModel):
             if key.startswith(RESERVED_ENV):
                 raise ValueError(f"{key} is set by aidc for each attempt and cannot be given")
         return value
+
+    @model_validator(mode="after")
+    def _secret_names_apart(self) -> JobSpec:
+        both = sorted(set(self.env) & set(self.secret_env))
+        if both:
+            raise ValueError(f"secret_env: {', '.join(both)} also in env; give each variable once")
+        return self
 
     @field_validator("run")
     @classmethod

@@ -1,5 +1,6 @@
-"""The audit key: 32 random bytes that sign the audit log's head, kept outside the database (a file in the
-data dir, mode 0600, or AIDC_AUDIT_KEY), so that someone who can write the database cannot re-sign it."""
+"""The control plane's own keys: 32 random bytes each, kept outside the database (a file in the data dir,
+mode 0600, or an environment variable). The audit key signs the audit log's head, so that someone who can
+write the database cannot re-sign it; the secrets key encrypts secret values stored in the database."""
 
 from __future__ import annotations
 
@@ -26,10 +27,11 @@ def parse_hex_key(text: str, source: str) -> bytes:
     return key
 
 
-def load_or_create(path: Path, env_value: str | None) -> bytes:
-    """The key from `env_value` (hex) if set, else from `path`, created there on first use."""
+def load_or_create(path: Path, env_value: str | None, env_name: str) -> bytes:
+    """The key from `env_value` (hex, from the variable `env_name`) if set, else from `path`, created there on
+    first use."""
     if env_value:
-        return parse_hex_key(env_value, "AIDC_AUDIT_KEY")
+        return parse_hex_key(env_value, env_name)
     if path.exists():
         return parse_hex_key(path.read_text(), str(path))
     key = secrets.token_bytes(KEY_BYTES)

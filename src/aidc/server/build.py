@@ -19,6 +19,7 @@ from aidc.control.loop import ControlLoop
 from aidc.control.retry import RetryPolicy
 from aidc.sched.config import SchedulerConfig
 from aidc.security.keys import load_or_create
+from aidc.security.secretbox import SecretBox
 from aidc.server.cluster_file import load_cluster_file
 from aidc.server.scheduler_file import build_scheduler, load_scheduler_file
 from aidc.services.audit import AuditService
@@ -37,6 +38,7 @@ from aidc.store.sql_store import SqlStore
 log = logging.getLogger(__name__)
 
 AUDIT_KEY_FILE = "audit.key"
+SECRETS_KEY_FILE = "secrets.key"
 
 
 @dataclass
@@ -64,7 +66,8 @@ def build(settings: Settings) -> ControlPlane:
     sched_config = load_scheduler_file(config_file) if config_file else SchedulerConfig()
     scheduler = build_scheduler(sched_config, config_file)
     upgrade(url)
-    audit_key = load_or_create(data_dir / AUDIT_KEY_FILE, settings.audit_key)
+    audit_key = load_or_create(data_dir / AUDIT_KEY_FILE, settings.audit_key, "AIDC_AUDIT_KEY")
+    secrets = SecretBox(load_or_create(data_dir / SECRETS_KEY_FILE, settings.secrets_key, "AIDC_SECRETS_KEY"))
     store = SqlStore(url, audit_key=audit_key)
     clock = SystemClock()
     audit_log = AuditLog(store, clock)
@@ -91,6 +94,7 @@ def build(settings: Settings) -> ControlPlane:
         interval=settings.schedule_interval,
         cancel_grace=settings.cancel_grace,
         heartbeat=heartbeat,
+        secrets=secrets,
     )
     queues = QueueService(
         store,
@@ -113,7 +117,7 @@ def build(settings: Settings) -> ControlPlane:
 
     services = Services(
         auth=auth,
-        jobs=JobService(store, backend, clock, loop.wake, guard, audit_log),
+        jobs=JobService(store, backend, clock, loop.wake, guard, audit_log, secrets),
         identity=IdentityService(store, clock, guard, audit_log, auth),
         audit=AuditService(store, audit_key, guard),
         queues=queues,

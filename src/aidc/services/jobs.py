@@ -14,6 +14,7 @@ from aidc.domain.queues import Queue
 from aidc.ports import Backend, Clock, LogChunk, Store, SupportsLogs
 from aidc.sched.placement import fits_anywhere
 from aidc.security.rbac import Action, Principal, teams_allowed
+from aidc.security.secretbox import SecretBox
 from aidc.services.audit_log import AuditLog
 from aidc.services.authz import Guard
 from aidc.services.group_commit import JobInserter
@@ -38,6 +39,7 @@ class JobService:
         on_change: Callable[[int], None],
         guard: Guard,
         audit: AuditLog,
+        secrets: SecretBox | None = None,
     ) -> None:
         self._store = store
         self._backend = backend
@@ -45,6 +47,7 @@ class JobService:
         self._on_change = on_change  # tells the control loop which job changed, so it acts without waiting
         self._guard = guard
         self._audit = audit
+        self._secrets = secrets  # seals secret_env before it is stored
         self._catalog_cache: tuple[float, dict[str, str | None], list[Node]] | None = None
         self._inserter = JobInserter(store)
 
@@ -72,11 +75,20 @@ class JobService:
             problems.append(FieldProblem(field, f"can never run here: {never}"))
         if spec.depends_on:
             spec = self._resolve_dependencies(spec, principal.name, problems)
+        if spec.secret_env:
+            spec = self._seal(spec, problems)
         if problems:
             raise InvalidInput(problems)
         job = self._inserter.insert(spec, principal.name, self._clock.now(), audit=self._submit_entry(principal))
         self._on_change(job.id)
         return job
+
+    def _seal(self, spec: JobSpec, problems: list[FieldProblem]) -> JobSpec:
+        if self._secrets is None:
+            problems.append(FieldProblem("secret_env", "this control plane keeps no secrets key"))
+            return spec
+        sealed = {name: self._secrets.seal(value, f"job-env:{name}") for name, value in spec.secret_env.items()}
+        return spec.model_copy(update={"secret_env": sealed})
 
     def _submit_entry(self, principal: Principal) -> Callable[[Job], AuditEntry]:
         def entry(job: Job) -> AuditEntry:
