@@ -1,5 +1,9 @@
 """Submit throughput: 10,000 small jobs through the REST API from 8 concurrent clients, SQLite and PostgreSQL.
 
+Each submit is authorized and audited (its record is appended to the hash chain in the job's transaction).
+On SQLite it runs twice: with the admin token (a cluster-wide role: one check) and with a team member's
+token (the queue belongs to the team: the team-scoped check); their ratio is what team RBAC costs.
+
 Starts a real `aidc up` (in a temp data dir) for each database, submits to a queue whose CPU quota is 0 so the
 jobs stay PENDING (the scheduler still runs its cycles over all of them while they arrive; no process is
 spawned to compete with the server), then checks every acknowledged job is stored. Side by side, the same
@@ -62,8 +66,8 @@ def _client(args: tuple[str, str, str, int, int]) -> list[float]:
     return latencies
 
 
-def run_hey(server: AidcServer, mode: str, jobs: int, clients: int) -> dict[str, float]:
-    argv = ["hey", "-n", str(jobs), "-c", str(clients), "-H", f"Authorization: Bearer {server.token}"]
+def run_hey(server: AidcServer, mode: str, jobs: int, clients: int, token: str) -> dict[str, float]:
+    argv = ["hey", "-n", str(jobs), "-c", str(clients), "-H", f"Authorization: Bearer {token}"]
     if mode == "submit":
         argv += ["-m", "POST", "-T", "application/json", "-d", json.dumps(HEY_SPEC), f"{server.url}/v1/jobs"]
     else:
@@ -89,13 +93,16 @@ def run_hey(server: AidcServer, mode: str, jobs: int, clients: int) -> dict[str,
     }
 
 
-def run_load(server: AidcServer, mode: str, jobs: int, clients: int, client: str = "python") -> dict[str, float]:
+def run_load(
+    server: AidcServer, mode: str, jobs: int, clients: int, client: str = "python", token: str | None = None
+) -> dict[str, float]:
+    token = token or server.token
     if client == "hey":
-        return run_hey(server, mode, jobs, clients)
+        return run_hey(server, mode, jobs, clients, token)
     per = jobs // clients
-    work = [(server.url, server.token, mode, c * per, per) for c in range(clients)]
+    work = [(server.url, token, mode, c * per, per) for c in range(clients)]
     with mp.get_context("spawn").Pool(clients) as pool:
-        pool.map(_client, [(server.url, server.token, "healthz", 0, 5)] * clients)  # warm up processes and imports
+        pool.map(_client, [(server.url, token, "healthz", 0, 5)] * clients)  # warm up processes and imports
         began = time.perf_counter()
         results = pool.map(_client, work)
         wall = time.perf_counter() - began
@@ -113,9 +120,14 @@ def run_load(server: AidcServer, mode: str, jobs: int, clients: int, client: str
 def control_plane(tmp: Path, name: str, database_url: str | None) -> Iterator[AidcServer]:
     server = AidcServer(data_dir=tmp / name, database_url=database_url).start()
     try:
-        created = server.cli("queue", "create", "bench", "--cpus", "0")
-        if created.code != 0:
-            raise RuntimeError(created.stderr)
+        for args in (
+            ("team", "create", "bench"),
+            ("queue", "create", "bench", "--cpus", "0", "--team", "bench"),
+            ("user", "create", "member", "--team", "bench"),
+        ):
+            created = server.cli(*args)
+            if created.code != 0:
+                raise RuntimeError(created.stderr)
         yield server
     finally:
         server.stop()
@@ -124,6 +136,13 @@ def control_plane(tmp: Path, name: str, database_url: str | None) -> Iterator[Ai
 def stored_jobs(server: AidcServer) -> int:
     with server.api() as api:
         return len(api.get("/v1/jobs", params={"queue": "bench", "limit": 10_000}).json())
+
+
+def member_token(server: AidcServer) -> str:
+    created = server.cli("token", "create", "--user", "member", "--json")
+    if created.code != 0:
+        raise RuntimeError(created.stderr)
+    return str(created.json()["token"])
 
 
 @contextmanager
@@ -154,8 +173,14 @@ def main() -> None:
         tmp = Path(tmp_name)
         with console.status("SQLite: submitting"), control_plane(tmp, "sqlite", None) as server:
             rows["healthz (HTTP floor)"] = run_load(server, "healthz", args.jobs, args.clients, args.client)
-            rows["submit, SQLite"] = run_load(server, "submit", args.jobs, args.clients, args.client)
-            rows["submit, SQLite"]["stored"] = stored_jobs(server)
+            rows["submit, SQLite, admin"] = run_load(server, "submit", args.jobs, args.clients, args.client)
+            rows["submit, SQLite, admin"]["stored"] = stored_jobs(server)
+        with console.status("SQLite: submitting as a team member"), control_plane(tmp, "member", None) as server:
+            token = member_token(server)
+            rows["submit, SQLite, team member"] = run_load(
+                server, "submit", args.jobs, args.clients, args.client, token
+            )
+            rows["submit, SQLite, team member"]["stored"] = stored_jobs(server)
         if not args.no_postgres:
             with (
                 postgres_url() as url,
@@ -175,12 +200,16 @@ def main() -> None:
         return
     title = f"{args.jobs} requests from {args.clients} {args.client} clients (goal: >= 500 jobs/s, p99 < 50 ms)"
     table = Table(title=title)
-    for column in ("run", "req/s", "p50 ms", "p99 ms", "x HTTP floor", "x Slurm 500/s", "stored"):
+    admin = rows["submit, SQLite, admin"]["per_second"]
+    for row in rows.values():
+        row["vs_admin"] = row["per_second"] / admin
+    for column in ("run", "req/s", "p50 ms", "p99 ms", "x HTTP floor", "x admin", "x Slurm 500/s", "stored"):
         table.add_column(column, justify="right")
     for name, row in rows.items():
         table.add_row(
             name, f"{row['per_second']:.0f}", f"{row['p50_ms']:.1f}", f"{row['p99_ms']:.1f}",
-            f"{row['vs_http_floor']:.2f}", f"{row['vs_slurm_500']:.2f}", str(int(row.get("stored", 0))) or "-",
+            f"{row['vs_http_floor']:.2f}", f"{row['vs_admin']:.2f}", f"{row['vs_slurm_500']:.2f}",
+            str(int(row.get("stored", 0))) or "-",
         )  # fmt: skip
     Console().print(table)
 

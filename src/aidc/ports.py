@@ -12,8 +12,10 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from aidc.domain.artifacts import ArtifactVersion
 from aidc.domain.decisions import Placement
 from aidc.domain.errors import FieldProblem
 from aidc.domain.identity import AuditEntry, AuditRecord, RoleBindingRecord, Team, TokenRecord, User
@@ -208,6 +210,28 @@ class AuditRepository(Protocol):
     def head_signature(self) -> str | None: ...
 
 
+class ArtifactRepository(Protocol):
+    def add(self, version: ArtifactVersion) -> ArtifactVersion:
+        """Store the next version of (team, name); returns it with its id and version number."""
+        ...
+
+    def latest_number(self, team: str | None, name: str) -> int: ...
+
+    def versions(self, team: str | None, name: str) -> builtins.list[ArtifactVersion]: ...
+
+    def get(self, team: str | None, name: str, version: int | None = None) -> ArtifactVersion | None:
+        """One version, or the newest when `version` is None."""
+        ...
+
+    def list(
+        self, teams: Sequence[str | None] | None = None, name: str | None = None
+    ) -> builtins.list[ArtifactVersion]: ...
+
+    def delete(self, ids: Sequence[int]) -> None: ...
+
+    def manifests(self, team: str | None) -> builtins.list[str]: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction. Leaving the `with` block without commit() rolls back."""
 
@@ -217,6 +241,7 @@ class UnitOfWork(Protocol):
     tokens: TokenRepository
     identity: IdentityRepository
     audit: AuditRepository
+    artifacts: ArtifactRepository
 
     def commit(self) -> None: ...
 
@@ -317,6 +342,10 @@ class SupportsLogs(Protocol):
 
 @runtime_checkable
 class SupportsCheckpoints(Protocol):
+    def checkpoint_path(self, job_id: int, spec: JobSpec) -> Path:
+        """The job's checkpoint directory as this host sees it (AIDC_CHECKPOINT_DIR of its attempts)."""
+        ...
+
     def last_checkpoint(self, job_id: int, spec: JobSpec) -> datetime | None:
         """When the job last wrote to its checkpoint directory (None: never, or unknown). Preemption
         prefers victims that would lose the least work. May be a few seconds stale (implementations cache)."""

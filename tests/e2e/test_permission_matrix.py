@@ -27,6 +27,8 @@ class Rule:
     expect: dict[str, str]  # role -> A, D or H
     path: Callable[[dict[str, Any]], str] | None = None  # fills the path's parameters from the fixture's ids
     body: Callable[[str], Any] | None = None  # the JSON body for a role's request
+    raw: bytes | None = None  # a raw body instead (a chunk upload)
+    allowed_404: str | None = None  # an allowed request may answer 404 with a detail containing this
 
 
 def everyone(but: dict[str, str] | None = None, default: str = A) -> dict[str, str]:
@@ -37,6 +39,9 @@ def everyone(but: dict[str, str] | None = None, default: str = A) -> dict[str, s
 
 ADMIN_ONLY = everyone({"admin": A}, default=D)
 READERS = everyone({"inference": D})
+EMPTY = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"  # SHA-256 of no bytes
+MANIFEST = {"format": "aidc-manifest", "version": 1, "chunk_size": 4 << 20,
+            "files": [{"path": "a", "size": 0, "mode": 0o644, "chunks": []}]}  # fmt: skip
 JOB_SPEC = {"name": "m", "queue": "ml-q", "run": "true", "resources": {"cpus": 0.1, "memory": "1MB"}}
 
 RULES: dict[tuple[str, str], Rule | None] = {  # None: public, no token needed
@@ -81,6 +86,31 @@ RULES: dict[tuple[str, str], Rule | None] = {  # None: public, no token needed
         path=lambda ids: f"/v1/tokens/{ids['member_spare_token']}",
     ),
     ("GET", "/v1/whoami"): Rule(everyone()),
+    # Artifacts of team ml: its members write, its viewers read, other teams do not learn they exist.
+    ("POST", "/v1/artifacts/chunks/missing"): Rule(
+        everyone({"viewer": D, "inference": D, "other_team": H}), body=lambda role: {"team": "ml", "digests": []}
+    ),
+    ("PUT", "/v1/artifacts/chunks/{digest}"): Rule(
+        everyone({"viewer": D, "inference": D, "other_team": H}),
+        path=lambda ids: f"/v1/artifacts/chunks/{EMPTY}?team=ml",
+        raw=b"",
+    ),
+    ("GET", "/v1/artifacts/chunks/{digest}"): Rule(
+        everyone({"inference": D, "other_team": H}), path=lambda ids: f"/v1/artifacts/chunks/{EMPTY}?team=ml"
+    ),
+    ("POST", "/v1/artifacts"): Rule(
+        everyone({"viewer": D, "inference": D, "other_team": H}),
+        body=lambda role: {"name": "m", "team": "ml", "manifest": MANIFEST},
+    ),
+    ("GET", "/v1/artifacts"): Rule(READERS),
+    ("GET", "/v1/artifacts/{name}"): Rule(
+        everyone({"inference": D, "other_team": H}), path=lambda ids: "/v1/artifacts/m?team=ml"
+    ),
+    ("DELETE", "/v1/artifacts/{name}"): Rule(
+        everyone({"viewer": D, "inference": D, "other_team": H}),
+        path=lambda ids: "/v1/artifacts/m?team=ml&version=99",
+        allowed_404="m:99",
+    ),
     ("GET", "/v1/audit"): Rule(everyone({"admin": A, "operator": A}, default=D)),
     ("POST", "/v1/audit/verify"): Rule(everyone({"admin": A, "operator": A}, default=D)),
 }
@@ -158,7 +188,10 @@ def test_route_as_role(world: World, method: str, path: str, role: str) -> None:
     assert rule is not None
     url = rule.path(ids) if rule.path else path
     headers = {"Authorization": f"Bearer {tokens[role]}"} if role != "anonymous" else {}
-    response = client.request(method, url, headers=headers, json=rule.body(role) if rule.body else None)
+    if rule.raw is not None:
+        response = client.request(method, url, headers=headers, content=rule.raw)
+    else:
+        response = client.request(method, url, headers=headers, json=rule.body(role) if rule.body else None)
     json_body = response.headers.get("content-type", "").startswith("application/json")
     body = response.json() if json_body else {"detail": ""}  # a job's log is plain bytes
     if role == "anonymous":
@@ -173,8 +206,11 @@ def test_route_as_role(world: World, method: str, path: str, role: str) -> None:
         assert body["detail"].endswith("not found")
     else:
         assert response.status_code not in (401, 403), body
-        # Allowed, yet the answer may be 404 for other reasons (a log not written yet), never "<thing> not found".
-        assert not (response.status_code == 404 and body["detail"].endswith("not found")), body
+        # Allowed, yet the answer may be 404 for other reasons (a log not written yet), never "<thing> not found"
+        # unless the rule says which missing thing (a version that does not exist) it may name.
+        if response.status_code == 404 and body["detail"].endswith("not found"):
+            assert rule.allowed_404 is not None, body
+            assert rule.allowed_404 in body["detail"], body
 
 
 def test_public_routes_need_no_token(world: World) -> None:

@@ -10,8 +10,9 @@ from fastapi import FastAPI
 from aidc import __version__
 from aidc.api.errors import install_error_handlers
 from aidc.api.middleware import RequestContext
-from aidc.api.routers import audit, cluster, identity, jobs, meta
+from aidc.api.routers import artifacts, audit, cluster, identity, jobs, meta
 from aidc.services.bundle import Services
+from aidc.storage.chunks import CHUNK_SIZE
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -34,5 +35,8 @@ def create_app(services: Services, lifespan: Lifespan | None = None, max_body_by
     app.include_router(cluster.router)
     app.include_router(identity.router)
     app.include_router(audit.router)
-    app.add_middleware(RequestContext, max_body_bytes=max_body_bytes)
+    app.include_router(artifacts.router)
+    # A chunk upload is one raw chunk: its route takes that much, every other route `max_body_bytes`.
+    limits = {"/v1/artifacts/chunks/": CHUNK_SIZE + 4096}
+    app.add_middleware(RequestContext, max_body_bytes=max_body_bytes, limits=limits)
     return app

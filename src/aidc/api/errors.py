@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from aidc.api.schemas import ErrorOut, ProblemOut
 from aidc.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied, TooManyRequests, Unauthenticated
+from aidc.storage.errors import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(TooManyRequests)
     async def _too_many(_: Request, exc: TooManyRequests) -> JSONResponse:
         return _body(429, str(exc), headers={"Retry-After": str(round(exc.retry_after))})
+
+    @app.exception_handler(StorageError)
+    async def _storage(request: Request, exc: StorageError) -> JSONResponse:
+        # Not the client's doing (a corrupt chunk on the server's disk): say what, log it, 500.
+        log.error("storage error on %s %s: %s", request.method, request.url.path, exc)
+        return _body(500, str(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -136,3 +136,58 @@ class AuditVerifyOut(BaseModel):
     seq: int | None = Field(description="The first bad record, when not ok")
     problem: str
     message: str
+
+
+# ---------------------------------------------------------------------------------------------- artifacts
+
+
+class MissingIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    team: str | None = Field(default=None, pattern=NAME_PATTERN.pattern, max_length=63)
+    digests: list[str] = Field(max_length=100_000, description="SHA-256 (hex) of each chunk to upload")
+
+
+class MissingOut(BaseModel):
+    team: str | None
+    missing: list[str] = Field(description="The digests the server does not hold: upload these")
+
+
+class ArtifactCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+    team: str | None = Field(default=None, pattern=NAME_PATTERN.pattern, max_length=63, description="Default: yours")
+    kind: str = Field(default="file", pattern=r"^(file|checkpoint|dataset|model)$")
+    manifest: dict[str, Any] = Field(description="Files and their chunks (aidc-manifest v1)")
+    metrics: dict[str, float] = Field(default_factory=dict, max_length=100)
+    keep_last: int | None = Field(default=None, ge=1, le=100_000, description="Keep the newest N versions")
+    keep_best: int | None = Field(default=None, ge=1, le=100_000, description="Keep the best K by `metric`")
+    metric: str | None = Field(default=None, max_length=63)
+    mode: str = Field(default="max", pattern=r"^(max|min)$", description="Whether a higher or lower metric is better")
+
+
+class ArtifactOut(BaseModel):
+    name: str
+    team: str | None
+    version: int
+    kind: str
+    size: int = Field(description="bytes")
+    files: int
+    metrics: dict[str, float]
+    job_id: int | None
+    created_by: str
+    created_at: datetime
+
+
+class ArtifactDetailOut(ArtifactOut):
+    manifest: dict[str, Any]
+
+
+class ArtifactCreated(ArtifactOut):
+    retention_removed: list[int] = Field(default_factory=list, description="Versions the retention policy removed")
+
+
+class ArtifactDeleted(BaseModel):
+    versions: list[int]
+    chunks_freed: int

@@ -47,10 +47,16 @@ def load_job_file(path: Path, queue: str | None) -> dict[str, Any]:
 def submit(
     file: Annotated[Path, typer.Argument(help="Job spec (YAML)")],
     queue: Annotated[str | None, typer.Option(help="Override the spec's queue")] = None,
+    from_checkpoint: Annotated[
+        str | None,
+        typer.Option(help="Start from a stored checkpoint, NAME[:VERSION] (see `aidc artifacts list`)"),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the job as JSON")] = False,
 ) -> None:
     """Submit a job; prints its id."""
     spec = load_job_file(file, queue)
+    if from_checkpoint is not None:
+        spec["from_checkpoint"] = from_checkpoint
     with api_errors(str(file)), config.client() as client:
         job = client.submit(spec)
     if json_out:

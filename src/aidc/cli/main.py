@@ -12,7 +12,7 @@ import typer
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
 from aidc import __version__
-from aidc.cli import audit, certs, cluster, identity, jobs, sim, sim_run
+from aidc.cli import artifacts, audit, certs, cluster, identity, jobs, sim, sim_run
 from aidc.cli.context import EXIT_USAGE, config, fail
 
 app = typer.Typer(
@@ -103,6 +103,7 @@ app.add_typer(identity.team_app, name="team")
 app.add_typer(identity.token_app, name="token")
 app.command()(identity.whoami)
 app.add_typer(audit.audit_app, name="audit")
+app.add_typer(artifacts.artifacts_app, name="artifacts")
 app.add_typer(certs.app, name="certs")
 app.add_typer(sim.app, name="sim")  # `sim_run` adds its commands to `sim.app` on import
 _ = sim_run

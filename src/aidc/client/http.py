@@ -13,10 +13,16 @@ import httpx
 from pydantic import BaseModel, TypeAdapter
 
 from aidc.api.identity_schemas import (
+    ArtifactCreate,
+    ArtifactCreated,
+    ArtifactDeleted,
+    ArtifactDetailOut,
+    ArtifactOut,
     AuditRecordOut,
     AuditVerifyOut,
     BindingOut,
     MemberAdd,
+    MissingOut,
     TeamOut,
     TokenCreate,
     TokenCreated,
@@ -173,6 +179,39 @@ class AidcClient:
     def audit_verify(self) -> AuditVerifyOut:
         return AuditVerifyOut.model_validate_json(self._request("POST", "/v1/audit/verify", timeout=600).content)
 
+    # ------------------------------------------------------------------ artifacts
+
+    def missing_chunks(self, team: str | None, digests: list[str]) -> MissingOut:
+        content = self._request("POST", "/v1/artifacts/chunks/missing", json={"team": team, "digests": digests}).content
+        return MissingOut.model_validate_json(content)
+
+    def put_chunk(self, digest: str, data: bytes, team: str | None) -> None:
+        params = {"team": team} if team else {}
+        headers = {"content-type": "application/octet-stream"}
+        self._request("PUT", f"/v1/artifacts/chunks/{digest}", content=data, params=params, headers=headers)
+
+    def chunk(self, digest: str, team: str | None) -> bytes:
+        params = {"team": team} if team else {}
+        return self._request("GET", f"/v1/artifacts/chunks/{digest}", params=params).content
+
+    def create_artifact(self, body: ArtifactCreate) -> ArtifactCreated:
+        content = self._request("POST", "/v1/artifacts", json=body.model_dump(mode="json")).content
+        return ArtifactCreated.model_validate_json(content)
+
+    def artifacts(self, team: str | None = None, name: str | None = None) -> list[ArtifactOut]:
+        params = {k: v for k, v in {"team": team, "name": name}.items() if v}
+        return self._get("/v1/artifacts", _ARTIFACTS, params=params)
+
+    def artifact(self, name: str, team: str | None = None, version: int | None = None) -> ArtifactDetailOut:
+        params = {k: v for k, v in {"team": team, "version": version}.items() if v}
+        content = self._request("GET", f"/v1/artifacts/{_segment(name)}", params=params).content
+        return ArtifactDetailOut.model_validate_json(content)
+
+    def delete_artifact(self, name: str, team: str | None = None, version: int | None = None) -> ArtifactDeleted:
+        params = {k: v for k, v in {"team": team, "version": version}.items() if v}
+        content = self._request("DELETE", f"/v1/artifacts/{_segment(name)}", params=params).content
+        return ArtifactDeleted.model_validate_json(content)
+
     def jobspec_schema(self) -> dict[str, Any]:
         result: dict[str, Any] = self._request("GET", "/v1/schemas/jobspec").json()
         return result
@@ -184,6 +223,7 @@ _QUEUES: TypeAdapter[list[QueueOut]] = TypeAdapter(list[QueueOut])
 _USERS: TypeAdapter[list[UserOut]] = TypeAdapter(list[UserOut])
 _TEAMS: TypeAdapter[list[TeamOut]] = TypeAdapter(list[TeamOut])
 _TOKENS: TypeAdapter[list[TokenOut]] = TypeAdapter(list[TokenOut])
+_ARTIFACTS: TypeAdapter[list[ArtifactOut]] = TypeAdapter(list[ArtifactOut])
 _AUDIT: TypeAdapter[list[AuditRecordOut]] = TypeAdapter(list[AuditRecordOut])
 
 

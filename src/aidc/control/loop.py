@@ -34,6 +34,7 @@ from aidc.ports import (
 from aidc.sched.config import SchedulerConfig
 from aidc.sched.snapshot import Scheduler
 from aidc.security.secretbox import SecretBox, SecretError
+from aidc.services.checkpoints import CheckpointError, CheckpointKeeper
 from aidc.services.sched_history import SchedulingHistory
 from aidc.services.snapshots import state_from
 
@@ -74,8 +75,10 @@ class ControlLoop:
         heartbeat_every: float = 30.0,
         config: SchedulerConfig | None = None,
         secrets: SecretBox | None = None,
+        checkpoints: CheckpointKeeper | None = None,
     ) -> None:
         config = config or SchedulerConfig()
+        self._keeper = checkpoints  # captures checkpoint dirs after attempts, restores named ones before
         self._secrets = secrets  # opens the jobs' secret_env at launch
         self._store = store
         self._backend = backend
@@ -291,8 +294,10 @@ class ControlLoop:
         }
         try:
             env.update(self._open_secrets(job.spec.secret_env))
+            if self._keeper is not None and self._checkpoints is not None and job.spec.from_checkpoint:
+                self._keeper.before_launch(job, self._checkpoints.checkpoint_path(job_id, job.spec))
             self._backend.launch(LaunchRequest(job_id, number, job.spec, placement, env))
-        except (LaunchError, SecretError) as exc:
+        except (LaunchError, SecretError, CheckpointError) as exc:
             log.warning("job %s attempt %s could not start: %s", job_id, number, exc)
             self._record_exits([AttemptExit(job_id, number, None, f"launch failed: {exc}", self._clock.now())])
             return 0
@@ -383,3 +388,5 @@ class ControlLoop:
                 self._history.job_finished(updated)
             self._terminating.discard((ended.job_id, ended.attempt))
             log.info("job %s attempt %s ended: %s", ended.job_id, ended.attempt, reason)
+            if self._keeper is not None and self._checkpoints is not None:
+                self._keeper.after_attempt(updated, ended.attempt, self._checkpoints.checkpoint_path(job.id, job.spec))

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from aidc.domain.artifacts import parse_reference
 from aidc.domain.errors import InvalidTransition
 from aidc.domain.resources import Resources
 from aidc.domain.units import parse_duration
@@ -84,6 +85,12 @@ class JobSpec(BaseModel):
         default=True, description="May be stopped for higher-priority work or time-sharing (resumes from checkpoint)"
     )
     checkpoint_dir: str | None = Field(default=None, description="Relative paths are taken from workdir")
+    from_checkpoint: str | None = Field(
+        default=None,
+        max_length=140,
+        description="Start from this stored checkpoint, NAME or NAME:VERSION (an artifact of the queue's team), "
+        "written into the checkpoint directory before the first attempt",
+    )
     workdir: str = Field(default=".", min_length=1)
     env: dict[str, str] = Field(default_factory=dict)
     secret_env: dict[str, str] = Field(
@@ -119,6 +126,13 @@ class JobSpec(BaseModel):
                 raise ValueError(f"{key!r} is not a valid environment variable name")
             if key.startswith(RESERVED_ENV):
                 raise ValueError(f"{key} is set by aidc for each attempt and cannot be given")
+        return value
+
+    @field_validator("from_checkpoint")
+    @classmethod
+    def _checkpoint_reference(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_reference(value)
         return value
 
     @model_validator(mode="after")

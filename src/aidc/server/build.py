@@ -22,11 +22,13 @@ from aidc.security.keys import load_or_create
 from aidc.security.secretbox import SecretBox
 from aidc.server.cluster_file import load_cluster_file
 from aidc.server.scheduler_file import build_scheduler, load_scheduler_file
+from aidc.services.artifacts import ArtifactService
 from aidc.services.audit import AuditService
 from aidc.services.audit_log import AuditLog
 from aidc.services.auth import AuthService
 from aidc.services.authz import Guard
 from aidc.services.bundle import Services
+from aidc.services.checkpoints import CheckpointKeeper
 from aidc.services.identity import IdentityService
 from aidc.services.jobs import JobService
 from aidc.services.nodes import NodeService
@@ -84,6 +86,8 @@ def build(settings: Settings) -> ControlPlane:
     auth = AuthService(store, clock, audit_log)
     token_file = auth.bootstrap_admin_token(data_dir)
 
+    artifacts = ArtifactService(store, clock, guard, audit_log, data_dir / "artifacts")
+    keeper = CheckpointKeeper(store, artifacts)
     loop = ControlLoop(
         store,
         backend,
@@ -95,6 +99,7 @@ def build(settings: Settings) -> ControlPlane:
         cancel_grace=settings.cancel_grace,
         heartbeat=heartbeat,
         secrets=secrets,
+        checkpoints=keeper,
     )
     queues = QueueService(
         store,
@@ -117,9 +122,10 @@ def build(settings: Settings) -> ControlPlane:
 
     services = Services(
         auth=auth,
-        jobs=JobService(store, backend, clock, loop.wake, guard, audit_log, secrets),
+        jobs=JobService(store, backend, clock, loop.wake, guard, audit_log, secrets, artifacts),
         identity=IdentityService(store, clock, guard, audit_log, auth),
         audit=AuditService(store, audit_key, guard),
+        artifacts=artifacts,
         queues=queues,
         nodes=nodes,
         ready=ready,
@@ -132,6 +138,7 @@ def build(settings: Settings) -> ControlPlane:
             yield
         finally:
             loop.stop()
+            keeper.close()
             services.jobs.close()
             backend.close()
             store.close()

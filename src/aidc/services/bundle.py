@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from aidc.services.artifacts import ArtifactService
 from aidc.services.audit import AuditService
 from aidc.services.auth import AuthService
 from aidc.services.identity import IdentityService
@@ -21,4 +22,5 @@ class Services:
     nodes: NodeService
     identity: IdentityService
     audit: AuditService
+    artifacts: ArtifactService
     ready: Callable[[], tuple[bool, str]]  # (ready?, why not) for /readyz

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from aidc.domain.artifacts import parse_reference
 from aidc.domain.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from aidc.domain.identity import AuditEntry
 from aidc.domain.jobs import Attempt, Dependency, Job, JobSpec, JobState
@@ -15,6 +16,7 @@ from aidc.ports import Backend, Clock, LogChunk, Store, SupportsLogs
 from aidc.sched.placement import fits_anywhere
 from aidc.security.rbac import Action, Principal, teams_allowed
 from aidc.security.secretbox import SecretBox
+from aidc.services.artifacts import ArtifactService
 from aidc.services.audit_log import AuditLog
 from aidc.services.authz import Guard
 from aidc.services.group_commit import JobInserter
@@ -40,6 +42,7 @@ class JobService:
         guard: Guard,
         audit: AuditLog,
         secrets: SecretBox | None = None,
+        artifacts: ArtifactService | None = None,
     ) -> None:
         self._store = store
         self._backend = backend
@@ -48,6 +51,7 @@ class JobService:
         self._guard = guard
         self._audit = audit
         self._secrets = secrets  # seals secret_env before it is stored
+        self._artifacts = artifacts  # where from_checkpoint is looked up
         self._catalog_cache: tuple[float, dict[str, str | None], list[Node]] | None = None
         self._inserter = JobInserter(store)
 
@@ -77,11 +81,28 @@ class JobService:
             spec = self._resolve_dependencies(spec, principal.name, problems)
         if spec.secret_env:
             spec = self._seal(spec, problems)
+        if spec.from_checkpoint and spec.queue in queues:
+            spec = self._pin_checkpoint(principal, spec, queues[spec.queue], problems)
         if problems:
             raise InvalidInput(problems)
         job = self._inserter.insert(spec, principal.name, self._clock.now(), audit=self._submit_entry(principal))
         self._on_change(job.id)
         return job
+
+    def _pin_checkpoint(
+        self, principal: Principal, spec: JobSpec, team: str | None, problems: list[FieldProblem]
+    ) -> JobSpec:
+        """`from_checkpoint` names an artifact of the queue's team that the submitter may read; pinned to the
+        version it means now, so that a later capture does not change where the job starts."""
+        assert spec.from_checkpoint is not None
+        name, number = parse_reference(spec.from_checkpoint)
+        self._guard.check(principal, Action.ARTIFACT_READ, team, target=f"artifact/{team or 'cluster'}/{name}")
+        found = self._artifacts.find(team, name, number) if self._artifacts is not None else None
+        if found is None:
+            where = f"team {team}" if team else "the cluster"
+            problems.append(FieldProblem("from_checkpoint", f"no artifact {spec.from_checkpoint} in {where}"))
+            return spec
+        return spec.model_copy(update={"from_checkpoint": f"{found.name}:{found.version}"})
 
     def _seal(self, spec: JobSpec, problems: list[FieldProblem]) -> JobSpec:
         if self._secrets is None:

@@ -27,6 +27,7 @@ class SqlAuditRepository:
         self._conn = conn
         self._key = key
         self._head: AuditRecord | None = None  # the last record appended in this transaction
+        self._unsigned = False  # appended since the head was last written
 
     def append(self, entry: AuditEntry) -> AuditRecord:
         if self._key is None:
@@ -60,12 +61,26 @@ class SqlAuditRepository:
                 "hash": record.hash,
             },
         )
+        self._head = record
+        self._unsigned = True
+        return record
+
+    def flush(self) -> None:
+        """Sign and write the head once per transaction (the unit of work calls this before it commits):
+        a batch of N appends costs N inserts and one head update, not 2N statements."""
+        if not self._unsigned or self._head is None or self._key is None:
+            return
+        record = self._head
         signature = chain.sign_head(self._key, record.seq, record.hash)
         values = {"seq": record.seq, "hash": record.hash, "signature": signature}
         stmt = upsertable_insert(audit_head, self._conn.dialect.name).values(id=_HEAD_ID, **values)
         self._conn.execute(stmt.on_conflict_do_update(index_elements=[audit_head.c.id], set_=values))
-        self._head = record
-        return record
+        self._unsigned = False
+
+    def reset(self) -> None:
+        """Forget the head seen in a transaction that was rolled back."""
+        self._head = None
+        self._unsigned = False
 
     def _locked_head(self) -> AuditRecord | None:
         head = self._conn.execute(

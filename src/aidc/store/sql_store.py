@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Engine
 
 from aidc.domain.jobs import JobSpec
 from aidc.ports import (
+    ArtifactRepository,
     AuditRepository,
     IdentityRepository,
     JobRepository,
@@ -18,6 +19,7 @@ from aidc.ports import (
     QueueRepository,
     TokenRepository,
 )
+from aidc.store.artifacts import SqlArtifactRepository
 from aidc.store.audit import SqlAuditRepository
 from aidc.store.engine import (
     DEFAULT_BUSY_TIMEOUT,
@@ -52,15 +54,20 @@ class SqlUnitOfWork:
         self.nodes: NodeRepository = SqlNodeRepository(connection)
         self.tokens: TokenRepository = SqlTokenRepository(connection)
         self.identity: IdentityRepository = SqlIdentityRepository(connection)
-        self.audit: AuditRepository = SqlAuditRepository(connection, audit_key)
+        self._audit = SqlAuditRepository(connection, audit_key)
+        self.audit: AuditRepository = self._audit
+        self.artifacts: ArtifactRepository = SqlArtifactRepository(connection)
 
     def commit(self) -> None:
+        self._audit.flush()  # the signed head goes with the records it covers
         self._connection.commit()
+        self._audit.reset()
         self._cache.put_many(self._staged)
         self._staged.clear()
 
     def rollback(self) -> None:
         self._connection.rollback()
+        self._audit.reset()
         self._staged.clear()
 
 

@@ -184,3 +184,24 @@ audit_head = Table(
     Column("hash", String(64), nullable=False),
     Column("signature", String(64), nullable=False),
 )
+
+# Artifacts: each row is one version of a named artifact of a team (or of the cluster when team is NULL).
+# Its files are a manifest of content-addressed chunks kept by aidc.storage, outside the database.
+artifacts = Table(
+    "artifacts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False),
+    Column("team", String(63)),
+    Column("version", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),  # "file", "checkpoint", "dataset", "model"
+    Column("manifest", Text, nullable=False),  # JSON: files, each with its chunks
+    Column("size", BigInteger, nullable=False),
+    Column("metrics", Text, nullable=False, server_default="{}"),  # JSON object of floats
+    Column("retention", Text, nullable=False, server_default="{}"),  # JSON: keep_last, keep_best, metric, mode
+    Column("job_id", Integer),
+    Column("created_by", String(63), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index("ix_artifacts_team_name", "team", "name"),
+    sqlite_autoincrement=True,
+)

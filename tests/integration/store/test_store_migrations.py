@@ -15,6 +15,7 @@ from aidc.store.tables import metadata
 TABLES = {
     "alembic_version",
     "api_tokens",
+    "artifacts",
     "attempts",
     "audit_head",
     "audit_records",
@@ -38,7 +39,7 @@ def _table_names(url: str) -> set[str]:
 def test_upgrade_creates_the_schema_at_head(database_url: str) -> None:
     assert current_revision(database_url) is None
     upgrade(database_url)
-    assert current_revision(database_url) == head_revision() == "0004"
+    assert current_revision(database_url) == head_revision() == "0005"
     assert _table_names(database_url) == TABLES
 
 

@@ -385,13 +385,15 @@ class LocalBackend:
 
     # ------------------------------------------------------------------------------------ checkpoints
 
+    def checkpoint_path(self, job_id: int, spec: JobSpec) -> Path:
+        job_dir = records.job_dir(self._data_dir, job_id)
+        workdir = launching.resolve_workdir(spec.workdir, job_dir)
+        return launching.resolve_checkpoint_dir(spec.checkpoint_dir, workdir, job_dir)
+
     def last_checkpoint(self, job_id: int, spec: JobSpec) -> datetime | None:
         """The newest modification time of a file in the job's checkpoint directory (AIDC_CHECKPOINT_DIR),
         at most a few seconds old; None when it holds no file."""
-        job_dir = records.job_dir(self._data_dir, job_id)
-        workdir = launching.resolve_workdir(spec.workdir, job_dir)
-        path = launching.resolve_checkpoint_dir(spec.checkpoint_dir, workdir, job_dir)
-        return self._checkpoint_times.last(job_id, path)
+        return self._checkpoint_times.last(job_id, self.checkpoint_path(job_id, spec))
 
     # ------------------------------------------------------------------------------------ close
 
