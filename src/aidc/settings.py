@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from aidc.domain.units import parse_duration
 
 DEFAULT_PORT = 8470
 
@@ -48,7 +50,19 @@ class Settings(BaseSettings):
         repr=False,
         description="Key of secret values at rest (64 hex digits); default: secrets.key in the data dir",
     )
+    backup_target: str | None = Field(
+        default=None, description="Where backups go: a path or fsspec URL (default: DATA_DIR/backups; use another disk)"
+    )
+    backup_key_file: Path | None = Field(default=None, description="File holding the backup key (hex or base64)")
+    backup_key: str | None = Field(default=None, repr=False, description="The backup key itself (AIDC_BACKUP_KEY)")
+    backup_every: float | None = Field(default=None, gt=0, description='Back up on a schedule: seconds, or "24h"')
+    backup_keep: int = Field(default=7, ge=1, description="Scheduled backups keep the newest N")
     max_body_bytes: int = Field(default=1 << 20, ge=1024, description="Largest request body accepted (bytes)")
+
+    @field_validator("backup_every", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        return parse_duration(value) if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _tls_pair(self) -> Settings:

@@ -111,6 +111,10 @@ RULES: dict[tuple[str, str], Rule | None] = {  # None: public, no token needed
         path=lambda ids: "/v1/artifacts/m?team=ml&version=99",
         allowed_404="m:99",
     ),
+    # Backups: admins only (this server has no backup key: an admin's request is refused with 409, not 403).
+    ("POST", "/v1/backups"): Rule(ADMIN_ONLY, body=lambda role: {}),
+    ("GET", "/v1/backups"): Rule(ADMIN_ONLY),
+    ("POST", "/v1/backups/{name}/verify"): Rule(ADMIN_ONLY, path=lambda ids: "/v1/backups/b1/verify"),
     ("GET", "/v1/audit"): Rule(everyone({"admin": A, "operator": A}, default=D)),
     ("POST", "/v1/audit/verify"): Rule(everyone({"admin": A, "operator": A}, default=D)),
 }

@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from aidc.api.schemas import ErrorOut, ProblemOut
 from aidc.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied, TooManyRequests, Unauthenticated
-from aidc.storage.errors import StorageError
+from aidc.storage.errors import BackupError, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(TooManyRequests)
     async def _too_many(_: Request, exc: TooManyRequests) -> JSONResponse:
         return _body(429, str(exc), headers={"Retry-After": str(round(exc.retry_after))})
+
+    @app.exception_handler(BackupError)
+    async def _backup(_: Request, exc: BackupError) -> JSONResponse:
+        # A backup that fails its checks, or a key that does not fit: the operator's to act on, never a 500.
+        return _body(409, str(exc))
 
     @app.exception_handler(StorageError)
     async def _storage(request: Request, exc: StorageError) -> JSONResponse:

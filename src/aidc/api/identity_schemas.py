@@ -191,3 +191,30 @@ class ArtifactCreated(ArtifactOut):
 class ArtifactDeleted(BaseModel):
     versions: list[int]
     chunks_freed: int
+
+
+# ---------------------------------------------------------------------------------------------- backups
+
+
+class BackupCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$", description="Default: aidc-<UTC time>"
+    )
+
+
+class BackupOut(BaseModel):
+    name: str
+    target: str
+    size: int = Field(description="bytes, encrypted")
+    created_at: datetime | None
+    members: int | None = Field(default=None, description="Files in it (known right after creating it)")
+
+
+class BackupVerifyOut(BaseModel):
+    name: str
+    ok: bool
+    members: int
+    bytes: int
+    message: str

@@ -12,7 +12,7 @@ import typer
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
 from aidc import __version__
-from aidc.cli import artifacts, audit, certs, cluster, identity, jobs, sim, sim_run
+from aidc.cli import artifacts, audit, backup, certs, cluster, identity, jobs, sim, sim_run
 from aidc.cli.context import EXIT_USAGE, config, fail
 
 app = typer.Typer(
@@ -50,6 +50,14 @@ def up(
         Path | None, typer.Option(help="PEM certificate: serve HTTPS (`aidc certs self-signed` makes one for a lab)")
     ] = None,
     tls_key: Annotated[Path | None, typer.Option(help="PEM private key of --tls-cert")] = None,
+    backup_target: Annotated[
+        str | None, typer.Option(help="Backups go here: a path or fsspec URL (default: DATA_DIR/backups)")
+    ] = None,
+    backup_key_file: Annotated[
+        Path | None, typer.Option(help="Backup key file (`aidc backup key` makes one); or AIDC_BACKUP_KEY")
+    ] = None,
+    backup_every: Annotated[str | None, typer.Option(help='Back up on a schedule, e.g. "24h"')] = None,
+    backup_keep: Annotated[int | None, typer.Option(min=1, help="Scheduled backups keep the newest N (7)")] = None,
 ) -> None:
     """Start the control plane (REST API, scheduler, local backend)."""
     from pydantic import ValidationError
@@ -71,6 +79,14 @@ def up(
         overrides["tls_cert"] = tls_cert
     if tls_key is not None:
         overrides["tls_key"] = tls_key
+    for setting, value in (
+        ("backup_target", backup_target),
+        ("backup_key_file", backup_key_file),
+        ("backup_every", backup_every),
+        ("backup_keep", backup_keep),
+    ):
+        if value is not None:
+            overrides[setting] = value
     try:
         settings = Settings(**overrides)  # type: ignore[arg-type]
         serve(settings)
@@ -104,6 +120,7 @@ app.add_typer(identity.token_app, name="token")
 app.command()(identity.whoami)
 app.add_typer(audit.audit_app, name="audit")
 app.add_typer(artifacts.artifacts_app, name="artifacts")
+app.add_typer(backup.backup_app, name="backup")
 app.add_typer(certs.app, name="certs")
 app.add_typer(sim.app, name="sim")  # `sim_run` adds its commands to `sim.app` on import
 _ = sim_run

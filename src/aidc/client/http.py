@@ -20,6 +20,8 @@ from aidc.api.identity_schemas import (
     ArtifactOut,
     AuditRecordOut,
     AuditVerifyOut,
+    BackupOut,
+    BackupVerifyOut,
     BindingOut,
     MemberAdd,
     MissingOut,
@@ -212,6 +214,19 @@ class AidcClient:
         content = self._request("DELETE", f"/v1/artifacts/{_segment(name)}", params=params).content
         return ArtifactDeleted.model_validate_json(content)
 
+    # ------------------------------------------------------------------ backups
+
+    def create_backup(self, name: str | None = None) -> BackupOut:
+        body = {"name": name} if name else {}
+        return BackupOut.model_validate_json(self._request("POST", "/v1/backups", json=body, timeout=None).content)
+
+    def backups(self) -> list[BackupOut]:
+        return self._get("/v1/backups", _BACKUPS)
+
+    def verify_backup(self, name: str) -> BackupVerifyOut:
+        content = self._request("POST", f"/v1/backups/{_segment(name)}/verify", timeout=None).content
+        return BackupVerifyOut.model_validate_json(content)
+
     def jobspec_schema(self) -> dict[str, Any]:
         result: dict[str, Any] = self._request("GET", "/v1/schemas/jobspec").json()
         return result
@@ -224,6 +239,7 @@ _USERS: TypeAdapter[list[UserOut]] = TypeAdapter(list[UserOut])
 _TEAMS: TypeAdapter[list[TeamOut]] = TypeAdapter(list[TeamOut])
 _TOKENS: TypeAdapter[list[TokenOut]] = TypeAdapter(list[TokenOut])
 _ARTIFACTS: TypeAdapter[list[ArtifactOut]] = TypeAdapter(list[ArtifactOut])
+_BACKUPS: TypeAdapter[list[BackupOut]] = TypeAdapter(list[BackupOut])
 _AUDIT: TypeAdapter[list[AuditRecordOut]] = TypeAdapter(list[AuditRecordOut])
 
 

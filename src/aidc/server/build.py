@@ -20,6 +20,7 @@ from aidc.control.retry import RetryPolicy
 from aidc.sched.config import SchedulerConfig
 from aidc.security.keys import load_or_create
 from aidc.security.secretbox import SecretBox
+from aidc.server.backup_plan import ControlPlaneBackup
 from aidc.server.cluster_file import load_cluster_file
 from aidc.server.scheduler_file import build_scheduler, load_scheduler_file
 from aidc.services.artifacts import ArtifactService
@@ -27,6 +28,7 @@ from aidc.services.audit import AuditService
 from aidc.services.audit_log import AuditLog
 from aidc.services.auth import AuthService
 from aidc.services.authz import Guard
+from aidc.services.backups import BackupSchedule, BackupService
 from aidc.services.bundle import Services
 from aidc.services.checkpoints import CheckpointKeeper
 from aidc.services.identity import IdentityService
@@ -34,6 +36,7 @@ from aidc.services.jobs import JobService
 from aidc.services.nodes import NodeService
 from aidc.services.queues import QueueService
 from aidc.settings import Settings
+from aidc.storage.crypto import load_key
 from aidc.store.migrate import upgrade
 from aidc.store.sql_store import SqlStore
 
@@ -120,12 +123,30 @@ def build(settings: Settings) -> ControlPlane:
             return False, f"no scheduling cycle completed in the last {max_age:.0f}s"
         return True, ""
 
+    backup_key = (
+        load_key(settings.backup_key_file, settings.backup_key)
+        if settings.backup_key_file is not None or settings.backup_key
+        else None
+    )
+    backups = BackupService(
+        clock,
+        guard,
+        audit_log,
+        ControlPlaneBackup(url, data_dir, artifacts.collection_paused),
+        settings.backup_target or str(data_dir / "backups"),
+        backup_key,
+        keep=settings.backup_keep,
+    )
+    if settings.backup_every is not None and backup_key is None:
+        raise ValueError("backup_every needs a backup key: set AIDC_BACKUP_KEY or --backup-key-file")
+    schedule = BackupSchedule(backups, settings.backup_every) if settings.backup_every else None
     services = Services(
         auth=auth,
         jobs=JobService(store, backend, clock, loop.wake, guard, audit_log, secrets, artifacts),
         identity=IdentityService(store, clock, guard, audit_log, auth),
         audit=AuditService(store, audit_key, guard),
         artifacts=artifacts,
+        backups=backups,
         queues=queues,
         nodes=nodes,
         ready=ready,
@@ -134,9 +155,13 @@ def build(settings: Settings) -> ControlPlane:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         loop.start()
+        if schedule is not None:
+            schedule.start()
         try:
             yield
         finally:
+            if schedule is not None:
+                schedule.stop()
             loop.stop()
             keeper.close()
             services.jobs.close()

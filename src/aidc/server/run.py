@@ -12,6 +12,7 @@ import uvicorn
 from aidc.domain.errors import InvalidInput
 from aidc.server.build import ControlPlane, build
 from aidc.settings import Settings
+from aidc.storage.errors import BackupKeyError
 
 
 class StartupError(Exception):
@@ -27,7 +28,7 @@ def _build(settings: Settings) -> ControlPlane:
         return build(settings)
     except InvalidInput:
         raise
-    except ValueError as exc:
+    except (ValueError, BackupKeyError) as exc:
         raise StartupError(str(exc), usage=True) from None
     except OSError as exc:
         raise StartupError(f"{exc.filename or settings.data_dir}: {exc.strerror or exc}") from None

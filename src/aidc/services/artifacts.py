@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +45,12 @@ class ArtifactService:
         self._audit = audit
         self._root = root
         self._gc_lock = threading.Lock()  # a put must not race the collection of the chunks it relies on
+
+    @contextmanager
+    def collection_paused(self) -> Iterator[None]:
+        """No chunk is collected meanwhile (a backup copies the database, then lists the chunks)."""
+        with self._gc_lock:
+            yield
 
     # ----------------------------------------------------------------------------------------- teams
 

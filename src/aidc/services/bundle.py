@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from aidc.services.artifacts import ArtifactService
 from aidc.services.audit import AuditService
 from aidc.services.auth import AuthService
+from aidc.services.backups import BackupService
 from aidc.services.identity import IdentityService
 from aidc.services.jobs import JobService
 from aidc.services.nodes import NodeService
@@ -23,4 +24,5 @@ class Services:
     identity: IdentityService
     audit: AuditService
     artifacts: ArtifactService
+    backups: BackupService
     ready: Callable[[], tuple[bool, str]]  # (ready?, why not) for /readyz
