@@ -7,8 +7,11 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from tests.e2e.server import AIDC, AidcServer
+import pytest
+
+from tests.e2e.server import AIDC, AidcServer, wait_for
 from tests.e2e.test_artifacts import checkpoint_like, tree
+from tests.fixtures.postgres import PostgresServer
 
 JOB = "name: keep-me\nrun: 'true'\nresources: {cpus: 0.1, memory: 10MB}\nsecret_env: {API_KEY: s3cr3t}\n"
 
@@ -118,3 +121,64 @@ def test_backups_need_a_key(server: AidcServer) -> None:
     refused = server.cli("backup", "create")
     assert refused.code == 1
     assert "no backup key" in refused.stderr
+
+
+@pytest.mark.postgres
+def test_backup_and_restore_on_postgresql(tmp_path: Path, workdir: Path, postgres_server: PostgresServer) -> None:
+    source_url = postgres_server.fresh_database("aidc_backup_source")
+    key, target = make_key(tmp_path / "backup.key"), tmp_path / "offsite"
+    args = ["--backup-target", str(target), "--backup-key-file", str(key)]
+    server = AidcServer(tmp_path / "data", database_url=source_url, extra_args=args).start()
+    try:
+        job = server.submit(JOB, workdir)
+        server.wait_state(job, "SUCCEEDED")
+        assert server.cli("backup", "create", "--name", "pg1").code == 0
+        verified = server.cli("backup", "verify", "pg1")
+        assert verified.code == 0, verified.stderr
+        assert "postgresql database sound" in verified.stdout
+    finally:
+        server.stop()
+
+    into = postgres_server.fresh_database("aidc_backup_restored")
+    refused = restore("pg1", target, key, tmp_path / "r0")
+    assert refused.returncode == 2
+    assert "--database-url" in refused.stderr
+    argv = [AIDC, "backup", "restore", "pg1", "--data-dir", str(tmp_path / "restored"), "--target", str(target),
+            "--key-file", str(key), "--database-url", into]  # fmt: skip
+    done = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    again = AidcServer(tmp_path / "restored", database_url=into)
+    again.data_dir.joinpath("admin.token").write_text(server.token)
+    again.start()
+    try:
+        assert again.job(job)["state"] == "SUCCEEDED"
+        assert again.cli("audit", "verify").code == 0
+    finally:
+        again.stop()
+
+
+def test_scheduled_backups_keep_the_newest(tmp_path: Path) -> None:
+    key, target = make_key(tmp_path / "backup.key"), tmp_path / "offsite"
+    args = [
+        "--backup-target",
+        str(target),
+        "--backup-key-file",
+        str(key),
+        "--backup-every",
+        "1.5s",
+        "--backup-keep",
+        "2",
+    ]
+    server = AidcServer(tmp_path / "data", extra_args=args).start()
+    try:
+        wait_for(
+            lambda: len(server.cli("audit", "list", "--action", "backup.prune", "--json").json()) >= 1,
+            timeout=30,
+            what="a third scheduled backup and the oldest pruned",
+        )
+        names = [b["name"] for b in server.cli("backup", "list", "--json").json()]
+        assert len(names) == 2
+        assert all(name.startswith("aidc-") for name in names)
+        assert server.cli("backup", "verify", names[-1]).code == 0
+    finally:
+        server.stop()

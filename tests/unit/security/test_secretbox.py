@@ -1,0 +1,29 @@
+"""Secret values at rest: sealed values open with the same key and context only."""
+
+from __future__ import annotations
+
+import pytest
+
+from aidc.security.secretbox import SecretBox, SecretError, is_sealed
+
+
+def test_seal_and_open() -> None:
+    box = SecretBox(bytes(32))
+    sealed = box.seal("hf_abc", "job-env:HF_TOKEN")
+    assert is_sealed(sealed)
+    assert "hf_abc" not in sealed
+    assert box.seal("hf_abc", "job-env:HF_TOKEN") != sealed  # a fresh nonce each time
+    assert box.open(sealed, "job-env:HF_TOKEN") == "hf_abc"
+
+
+def test_another_key_another_variable_or_an_edit_do_not_open() -> None:
+    box = SecretBox(bytes(32))
+    sealed = box.seal("v", "job-env:A")
+    with pytest.raises(SecretError, match="wrong key or edited"):
+        SecretBox(bytes([1]) * 32).open(sealed, "job-env:A")
+    with pytest.raises(SecretError):
+        box.open(sealed, "job-env:B")  # moved to another variable
+    with pytest.raises(SecretError):
+        box.open(sealed[:-2] + ("A" if sealed[-2] != "A" else "B") + sealed[-1], "job-env:A")
+    with pytest.raises(SecretError, match="not a sealed value"):
+        box.open("plain", "job-env:A")
