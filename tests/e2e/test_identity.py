@@ -208,3 +208,22 @@ def test_secret_env_is_stored_encrypted_shown_redacted_and_given_to_the_job(serv
     assert "hf_s3cr3t_value" not in server.log_file.read_text()
     records = server.cli("audit", "list", "--json").json()
     assert "hf_s3cr3t_value" not in str(records)
+
+
+def test_operators_drain_nodes_and_the_drain_holds(server: AidcServer, workdir: Path) -> None:
+    tokens = setup_two_teams(server)
+    node = server.cli("nodes", "--json").json()[0]["name"]
+    assert "may not node.write" in server.cli("node", "drain", node, token=tokens["alice"]).stderr
+    assert server.cli("node", "drain", node, token=tokens["ops"]).code == 0
+    spec = workdir / "j.yaml"
+    spec.write_text(SLEEP_JOB.format(name="waits", queue="ml-q"))
+    job = int(server.cli("submit", str(spec), token=tokens["alice"]).stdout)
+    time.sleep(1.5)  # several scheduling cycles and a heartbeat's worth: the drain must hold
+    pending = server.job(job)
+    assert pending["state"] == "PENDING"
+    assert "DRAINED" in pending["pending_reason"]
+    assert server.cli("node", "resume", node, token=tokens["ops"]).code == 0
+    server.wait_state(job, "RUNNING")
+    assert server.cli("cancel", str(job)).code == 0
+    actions = [r["action"] for r in server.cli("audit", "list", "--action", "node.", "--json").json()]
+    assert actions == ["node.write", "node.drain", "node.resume"]  # alice's refusal, then the operator's

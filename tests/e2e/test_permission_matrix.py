@@ -65,6 +65,13 @@ RULES: dict[tuple[str, str], Rule | None] = {  # None: public, no token needed
     ),
     ("GET", "/v1/nodes"): Rule(READERS),
     ("GET", "/v1/queues"): Rule(READERS),
+    # Operators drain and resume nodes; the node of this host is "local"'s: its name is filled in.
+    ("POST", "/v1/nodes/{name}/drain"): Rule(
+        everyone({"admin": A, "operator": A}, default=D), path=lambda ids: f"/v1/nodes/{ids['node']}/drain"
+    ),
+    ("POST", "/v1/nodes/{name}/resume"): Rule(
+        everyone({"admin": A, "operator": A}, default=D), path=lambda ids: f"/v1/nodes/{ids['node']}/resume"
+    ),
     ("POST", "/v1/queues"): Rule(
         everyone({"admin": A, "operator": A}, default=D), body=lambda role: {"name": f"q-{role.replace('_', '-')}"}
     ),
@@ -170,6 +177,7 @@ def _populate(client: httpx.Client, admin_token: str) -> World:
     alice = {"Authorization": f"Bearer {tokens['member']}"}
     ids = {
         "job": ok(client.post("/v1/jobs", json=JOB_SPEC, headers=alice))["id"],
+        "node": ok(client.get("/v1/nodes", headers=admin))[0]["name"],
         "member_spare_token": ok(client.post("/v1/tokens", json={"name": "spare"}, headers=alice))["id"],
     }
     return client, tokens, ids

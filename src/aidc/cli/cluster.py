@@ -14,6 +14,23 @@ from aidc.domain.queues import Quota, TimeShare
 from aidc.domain.units import format_duration
 
 queue_app = typer.Typer(help="Manage queues.", no_args_is_help=True)
+node_app = typer.Typer(help="Drain and resume nodes (operators).", no_args_is_help=True)
+
+
+@node_app.command("drain")
+def node_drain(name: str) -> None:
+    """No new work on NAME; what runs there finishes (Slurm's drain, Kubernetes' cordon)."""
+    with api_errors(f"node {name}"), config.client() as client:
+        client.set_drained(name, True)
+    print(f"node {name} drained")
+
+
+@node_app.command("resume")
+def node_resume(name: str) -> None:
+    """Return a drained node to service."""
+    with api_errors(f"node {name}"), config.client() as client:
+        client.set_drained(name, False)
+    print(f"node {name} resumed")
 
 
 def nodes(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:

@@ -128,6 +128,10 @@ class AidcClient:
     def nodes(self) -> list[NodeOut]:
         return self._get("/v1/nodes", _NODES)
 
+    def set_drained(self, name: str, drained: bool) -> NodeOut:
+        verb = "drain" if drained else "resume"
+        return NodeOut.model_validate_json(self._request("POST", f"/v1/nodes/{_segment(name)}/{verb}").content)
+
     def queues(self) -> list[QueueOut]:
         return self._get("/v1/queues", _QUEUES)
 

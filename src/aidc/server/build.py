@@ -78,7 +78,7 @@ def build(settings: Settings) -> ControlPlane:
     audit_log = AuditLog(store, clock)
     guard = Guard(audit_log)
     backend = LocalBackend(data_dir, clock, cancel_grace=settings.cancel_grace)
-    nodes = NodeService(store, backend.name, guard)
+    nodes = NodeService(store, backend.name, guard, audit_log)
 
     def heartbeat() -> None:
         now = clock.now()

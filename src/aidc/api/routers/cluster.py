@@ -18,6 +18,30 @@ def list_nodes(services: ServicesDep, principal: PrincipalDep) -> list[NodeOut]:
     return [node_out(n) for n in services.nodes.list(principal)]
 
 
+@router.post(
+    "/nodes/{name}/drain",
+    response_model=NodeOut,
+    responses={**_ERRORS, 404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
+    summary="Drain a node: no new work there; running jobs finish",
+)
+def drain(name: str, services: ServicesDep, principal: PrincipalDep) -> NodeOut:
+    return _node(services, principal, services.nodes.set_drained(principal, name, True).name)
+
+
+@router.post(
+    "/nodes/{name}/resume",
+    response_model=NodeOut,
+    responses={**_ERRORS, 404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
+    summary="Return a drained node to service",
+)
+def resume(name: str, services: ServicesDep, principal: PrincipalDep) -> NodeOut:
+    return _node(services, principal, services.nodes.set_drained(principal, name, False).name)
+
+
+def _node(services: ServicesDep, principal: PrincipalDep, name: str) -> NodeOut:
+    return next(node_out(n) for n in services.nodes.list(principal) if n.node.name == name)
+
+
 @router.get("/queues", response_model=list[QueueOut], responses=_ERRORS, summary="List queues")
 def list_queues(services: ServicesDep, principal: PrincipalDep) -> list[QueueOut]:
     return [queue_out(q) for q in services.queues.list(principal)]
