@@ -154,6 +154,9 @@ def test_failed_sign_ins_are_rate_limited_and_bodies_capped(server: AidcServer) 
         assert anon.get("/v1/jobs", headers={"Authorization": f"Bearer {fresh}"}).status_code == 429
     events = server.cli("audit", "list", "--action", "security.login_burst", "--json").json()
     assert [e["target"] for e in events] == ["client/127.0.0.1"]
+    log = server.log_file.read_text()
+    assert "aidc_12345678_guess" not in log  # never in logs
+    assert fresh not in log
 
     with server.api() as api:
         big = api.post("/v1/jobs", content=b"{" + b" " * (2 << 20) + b"}", headers={"content-type": "application/json"})

@@ -115,3 +115,37 @@ def test_denial_burst(world: tuple[SqlStore, AuthService, IdentityService, Clock
             guard.check(alice, Action.USER_WRITE)
     assert len(events(store, "user.write")) == DENIAL_BURST
     assert events(store, "security.denial_burst") == [("alice", "user/alice", "alert")]
+
+
+@pytest.mark.parametrize(
+    ("header", "why"),
+    [
+        ("Bearer not-a-token", "malformed token"),
+        ("Bearer aidc_1234567_short", "malformed token"),
+        ("Bearer aidc_00000000_unknown", "unknown token"),
+    ],
+)
+def test_bad_tokens_are_refused_and_audited(
+    world: tuple[SqlStore, AuthService, IdentityService, Clock, Guard], header: str, why: str
+) -> None:
+    store, auth, _, _, _ = world
+    with pytest.raises(Unauthenticated, match=r"^invalid token$"):
+        auth.authenticate(header, "10.0.0.1")
+    with store.unit_of_work(read_only=True) as uow:
+        (record,) = uow.audit.list(action="auth.login")
+    assert (record.outcome, record.detail["reason"], record.detail["client"]) == ("failed", why, "10.0.0.1")
+    assert header.split()[1] not in str(record.detail)  # the token itself is never written down
+
+
+def test_revoked_token_is_refused_at_once(world: tuple[SqlStore, AuthService, IdentityService, Clock, Guard]) -> None:
+    store, auth, identity, _, _ = world
+    alice = principal("alice", team="ml")
+    issued = identity.create_token(alice)
+    auth.authenticate(f"Bearer {issued.token}", "10.0.0.1")
+    identity.revoke_token(alice, issued.record.id)
+    assert auth.cached(f"Bearer {issued.token}", "10.0.0.1") is None
+    with pytest.raises(Unauthenticated):
+        auth.authenticate(f"Bearer {issued.token}", "10.0.0.1")
+    with store.unit_of_work(read_only=True) as uow:
+        reasons = [r.detail["reason"] for r in uow.audit.list(action="auth.login")]
+    assert reasons == ["token revoked"]
