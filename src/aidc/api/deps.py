@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Path, Request
 from starlette.concurrency import run_in_threadpool
 
 from aidc.security.rbac import Principal
@@ -34,3 +34,11 @@ async def get_principal(
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+# Ids are 32-bit on PostgreSQL (INTEGER columns); a larger number names nothing, and must not reach the
+# database as an overflow. Sequence numbers and byte offsets are 64-bit.
+MAX_ID = 2**31 - 1
+MAX_SEQ = 2**63 - 1
+MAX_OFFSET = 2**53  # far past any log file, and exact in a JSON number
+JobId = Annotated[int, Path(ge=1, le=MAX_ID)]
+TokenId = Annotated[int, Path(ge=1, le=MAX_ID)]

@@ -96,6 +96,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # FastAPI's "error parsing the body" (not JSON, not UTF-8): invalid input
+            problem = ProblemOut(field="body", problem="not valid JSON (UTF-8)")
+            return _body(422, f"body: {problem.problem}", [problem])
         return _body(exc.status_code, str(exc.detail), headers=exc.headers)
 
     @app.exception_handler(Exception)

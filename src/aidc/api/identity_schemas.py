@@ -73,7 +73,7 @@ class TokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     user: str | None = Field(default=None, pattern=NAME_PATTERN.pattern, max_length=63, description="Default: you")
-    name: str = Field(default="", max_length=63, description="A label, e.g. 'laptop'")
+    name: str = Field(default="", max_length=63, pattern=r"^[^\x00-\x1f\x7f]*$", description="A label, e.g. 'laptop'")
     expires_in: float | None = Field(
         default=None,
         gt=0,

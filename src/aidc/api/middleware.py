@@ -59,6 +59,9 @@ class RequestContext:
         given = headers.get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
         request_id = given if _SAFE_ID.match(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
+        if "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b""):
+            await self._send_error(send, request_id, 422, "NUL characters are not allowed in the path or the query")
+            return
         limit = self._limit(scope.get("path", ""))
         declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
@@ -92,9 +95,13 @@ class RequestContext:
             if not started:
                 await self._refuse(send, request_id, limit)
 
+    @classmethod
+    async def _refuse(cls, send: Send, request_id: str, limit: int) -> None:
+        await cls._send_error(send, request_id, 413, f"request body too large: at most {limit:,} bytes")
+
     @staticmethod
-    async def _refuse(send: Send, request_id: str, limit: int) -> None:
-        start, body = _error(413, f"request body too large: at most {limit:,} bytes")
+    async def _send_error(send: Send, request_id: str, status: int, detail: str) -> None:
+        start, body = _error(status, detail)
         start["headers"].append((REQUEST_ID_HEADER.encode(), request_id.encode()))
         await send(start)
         await send({"type": "http.response.body", "body": body})

@@ -21,6 +21,8 @@ RESERVED_ENV = ("AIDC_", "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES")
 MAX_NODES = 4096
 MAX_RETRIES = 100
 MAX_DEPENDENCIES = 64
+MAX_JOB_ID = 2**31 - 1  # ids are 32-bit integers in the store
+MAX_DURATION = 366 * 86400.0  # an estimate beyond a year is a typo
 
 
 class JobKind(StrEnum):
@@ -49,12 +51,13 @@ class Dependency(BaseModel):
     @classmethod
     def _job_ref(cls, value: int | str) -> int | str:
         if isinstance(value, str):
-            if value.isdigit():
-                return int(value)
-            if not re.match(NAME_PATTERN, value):
-                raise ValueError("must be a job id or a job name")
-        elif value < 1:
-            raise ValueError("job ids start at 1")
+            if not value.isdigit():
+                if not re.match(NAME_PATTERN, value):
+                    raise ValueError("must be a job id or a job name")
+                return value
+            value = int(value)
+        if not 1 <= value <= MAX_JOB_ID:
+            raise ValueError(f"job ids are between 1 and {MAX_JOB_ID}")
         return value
 
 
@@ -72,6 +75,7 @@ class JobSpec(BaseModel):
     estimated_duration: float | None = Field(
         default=None,
         gt=0,
+        le=MAX_DURATION,
         description='Seconds; also "30m", "2h30m", "1-00:00:00"',
         json_schema_extra={"type": ["number", "string", "null"]},
     )
@@ -134,6 +138,18 @@ class JobSpec(BaseModel):
         if value is not None:
             parse_reference(value)
         return value
+
+    @model_validator(mode="after")
+    def _no_nul(self) -> JobSpec:
+        # A NUL cannot be in a command line, a path or an environment value: refuse it now, not at launch.
+        texts = {"run": self.run, "setup": self.setup, "workdir": self.workdir, "checkpoint_dir": self.checkpoint_dir}
+        texts |= {f"env.{k}": v for k, v in self.env.items()} | {
+            f"secret_env.{k}": v for k, v in self.secret_env.items()
+        }
+        for where, text in texts.items():
+            if text is not None and "\x00" in text:
+                raise ValueError(f"{where}: must not contain NUL characters")
+        return self
 
     @model_validator(mode="after")
     def _secret_names_apart(self) -> JobSpec:

@@ -5,6 +5,7 @@ first admin token written once to the data dir."""
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,6 +28,7 @@ CACHE_TTL = 30.0  # seconds a verified token is trusted from memory (changes mad
 TOUCH_INTERVAL = 60.0  # seconds between writes of a token's last-used time
 FAILED_AUTH_LIMIT = 10  # failed sign-ins per client address within FAILED_AUTH_WINDOW before it must wait
 FAILED_AUTH_WINDOW = 60.0
+RECENT_TOKENS = 10_000
 
 
 @dataclass
@@ -60,6 +62,9 @@ class AuthService:
         self._cache: dict[str, _Verified] = {}
         self._lock = threading.Lock()
         self._failures = BurstCounter(FAILED_AUTH_LIMIT, FAILED_AUTH_WINDOW)
+        # Tokens that signed in lately, kept across forget(): while an address is rate-limited they still
+        # get through to the full check (someone behind the same NAT as a guesser keeps working).
+        self._recent: OrderedDict[str, None] = OrderedDict()
 
     def forget(self) -> None:
         """Drop every verified token: users, bindings or tokens changed (revoked, disabled, new role)."""
@@ -86,7 +91,7 @@ class AuthService:
     def _known(self, authorization: str | None) -> bool:
         if not authorization or authorization[:7].lower() != "bearer ":
             return False
-        return cache_key(authorization[7:].strip()) in self._cache
+        return cache_key(authorization[7:].strip()) in self._recent
 
     def check_rate(self, client: str | None) -> None:
         """Raise TooManyRequests while `client` has failed to sign in too often lately."""
@@ -138,6 +143,10 @@ class AuthService:
         entry = _Verified(principal, record.id, record.expires_at, list(record.clients), time.monotonic())
         with self._lock:
             self._cache[digest] = entry
+            self._recent[digest] = None
+            self._recent.move_to_end(digest)
+            if len(self._recent) > RECENT_TOKENS:
+                self._recent.popitem(last=False)
         return entry
 
     def _note_use(self, entry: _Verified, client: str | None, request_id: str | None) -> None:

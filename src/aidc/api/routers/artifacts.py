@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from aidc.api.deps import PrincipalDep, ServicesDep
+from aidc.api.deps import MAX_ID, PrincipalDep, ServicesDep
 from aidc.api.identity_schemas import (
     ArtifactCreate,
     ArtifactCreated,
@@ -111,7 +111,7 @@ def show(
     services: ServicesDep,
     principal: PrincipalDep,
     team: TeamQuery = None,
-    version: Annotated[int | None, Query(ge=1, description="Default: the newest")] = None,
+    version: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Default: the newest")] = None,
 ) -> ArtifactDetailOut:
     found = services.artifacts.get(principal, team, name, version)
     return ArtifactDetailOut(**artifact_out(found).model_dump(), manifest=json.loads(found.manifest))
@@ -123,7 +123,7 @@ def delete(
     services: ServicesDep,
     principal: PrincipalDep,
     team: TeamQuery = None,
-    version: Annotated[int | None, Query(ge=1, description="Default: every version")] = None,
+    version: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Default: every version")] = None,
 ) -> ArtifactDeleted:
     gone = services.artifacts.delete(principal, team, name, version)
     return ArtifactDeleted(versions=gone.versions, chunks_freed=gone.chunks_freed)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from aidc.api.deps import PrincipalDep, ServicesDep
+from aidc.api.deps import MAX_SEQ, PrincipalDep, ServicesDep
 from aidc.api.identity_schemas import AuditRecordOut, AuditVerifyOut
 from aidc.api.schemas import ErrorOut
 
@@ -27,7 +27,7 @@ def list_records(
     since: datetime | None = None,
     actor: Annotated[str | None, Query(max_length=200)] = None,
     action: Annotated[str | None, Query(max_length=63, description='An action, or a prefix ending in "."')] = None,
-    after_seq: Annotated[int, Query(ge=0)] = 0,
+    after_seq: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> list[AuditRecordOut]:
     """Records in order (oldest first); page with `after_seq` = the last seq seen."""

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from aidc.api.deps import PrincipalDep, ServicesDep
+from aidc.api.deps import PrincipalDep, ServicesDep, TokenId
 from aidc.api.identity_schemas import (
     BindingOut,
     MemberAdd,
@@ -131,7 +131,7 @@ def list_tokens(
 
 
 @router.delete("/tokens/{token_id}", response_model=TokenOut, responses=_ERRORS, summary="Revoke a token")
-def revoke_token(token_id: int, services: ServicesDep, principal: PrincipalDep) -> TokenOut:
+def revoke_token(token_id: TokenId, services: ServicesDep, principal: PrincipalDep) -> TokenOut:
     return token_out(services.identity.revoke_token(principal, token_id))
 
 

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from aidc.api.deps import PrincipalDep, ServicesDep
+from aidc.api.deps import MAX_ID, MAX_OFFSET, JobId, PrincipalDep, ServicesDep
 from aidc.api.schemas import ErrorOut, JobDetailOut, JobOut
 from aidc.api.views import job_detail_out, job_out
 from aidc.domain.jobs import JobSpec, JobState
@@ -55,12 +55,12 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobDetailOut, responses=_ERRORS, summary="Show a job and its attempts")
-def show(job_id: int, services: ServicesDep, principal: PrincipalDep) -> JobDetailOut:
+def show(job_id: JobId, services: ServicesDep, principal: PrincipalDep) -> JobDetailOut:
     return job_detail_out(services.jobs.get(principal, job_id))
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut, responses=_ERRORS, summary="Cancel a job")
-def cancel(job_id: int, services: ServicesDep, principal: PrincipalDep) -> JobOut:
+def cancel(job_id: JobId, services: ServicesDep, principal: PrincipalDep) -> JobOut:
     """A running job is sent SIGTERM, then SIGKILL after the grace period."""
     return job_out(services.jobs.cancel(principal, job_id))
 
@@ -72,11 +72,11 @@ def cancel(job_id: int, services: ServicesDep, principal: PrincipalDep) -> JobOu
     summary="Read a job's output",
 )
 def logs(
-    job_id: int,
+    job_id: JobId,
     services: ServicesDep,
     principal: PrincipalDep,
-    attempt: Annotated[int | None, Query(ge=1, description="Default: the latest attempt")] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    attempt: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Default: the latest attempt")] = None,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     limit: Annotated[int, Query(ge=1, le=16 << 20)] = 1 << 20,
 ) -> Response:
     """Output bytes from `offset`. Headers: X-Aidc-Attempt, X-Aidc-Next-Offset (pass it back as `offset` to

@@ -366,8 +366,11 @@ class LocalBackend:
         try:
             with open(adir / records.OUTPUT, "rb") as f:
                 size = os.fstat(f.fileno()).st_size
-                f.seek(offset)
-                data = f.read(limit)
+                # Past the end there is nothing yet; a seek there can fail (beyond the filesystem's limit).
+                data = b""
+                if offset < size:
+                    f.seek(offset)
+                    data = f.read(limit)
         except FileNotFoundError:
             size, data = 0, b""
         next_offset = offset + len(data)
