@@ -191,6 +191,10 @@ class AuditRepository(Protocol):
         """Link `entry` to the chain's head and sign the new head, in this unit of work."""
         ...
 
+    def append_many(self, entries: Sequence[AuditEntry]) -> builtins.list[AuditRecord]:
+        """The same for several entries, in order, in one statement."""
+        ...
+
     def list(
         self,
         *,

@@ -5,9 +5,10 @@ is counted as it arrives (a client that sends no Content-Length, or lies in it, 
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
-import uuid
+import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -44,6 +45,9 @@ class RequestContext:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.limits = limits or {}
+        # Request ids: a random prefix per process and a counter; unique without a syscall per request.
+        self._prefix = secrets.token_hex(6)
+        self._counter = itertools.count(1)
 
     def _limit(self, path: str) -> int:
         for prefix, limit in self.limits.items():
@@ -57,7 +61,7 @@ class RequestContext:
             return
         headers = dict(scope.get("headers") or [])
         given = headers.get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
-        request_id = given if _SAFE_ID.match(given) else uuid.uuid4().hex
+        request_id = given if given and _SAFE_ID.match(given) else f"{self._prefix}-{next(self._counter):x}"
         scope.setdefault("state", {})["request_id"] = request_id
         if "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b""):
             await self._send_error(send, request_id, 422, "NUL characters are not allowed in the path or the query")

@@ -84,12 +84,8 @@ class JobInserter:
     def _write(self, batch: list[_Request]) -> None:
         try:
             with self._store.unit_of_work() as uow:
-                jobs = []
-                for r in batch:
-                    job = uow.jobs.add(r.spec, r.user, r.now)
-                    if r.audit is not None:
-                        uow.audit.append(r.audit(job))
-                    jobs.append(job)
+                jobs = [uow.jobs.add(r.spec, r.user, r.now) for r in batch]
+                uow.audit.append_many([r.audit(job) for r, job in zip(batch, jobs, strict=True) if r.audit])
                 uow.commit()
         except Exception as exc:
             if len(batch) == 1:
