@@ -50,8 +50,6 @@ ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
 # queues (as anyone with a Slurm login may run sinfo), never changing them.
 _TEAMLESS_FROM_TEAM_SCOPE = frozenset({Action.NODE_READ, Action.QUEUE_READ})
 
-CLUSTER = None  # the scope of a cluster-wide binding
-
 
 @dataclass(frozen=True)
 class Binding:
@@ -59,7 +57,7 @@ class Binding:
     to the served models named (empty: every model)."""
 
     role: Role
-    team: str | None = CLUSTER
+    team: str | None = None  # None: the whole cluster
     models: tuple[str, ...] = ()
 
     def __str__(self) -> str:

@@ -72,9 +72,5 @@ class CheckpointKeeper:
         log.info("job %s: started from checkpoint %s:%s", job.id, name, version.version)
         return version
 
-    def wait(self) -> None:
-        """Finish the captures already asked for (tests, shutdown)."""
-        self._pool.submit(lambda: None).result()
-
     def close(self) -> None:
         self._pool.shutdown(wait=True)
