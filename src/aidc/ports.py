@@ -272,6 +272,7 @@ class LaunchRequest:
     spec: JobSpec
     placement: Placement
     env: Mapping[str, str] = field(default_factory=dict)
+    secret_env: Mapping[str, str] = field(default_factory=dict)  # in the attempt's environment, never on disk
 
 
 @dataclass(frozen=True)

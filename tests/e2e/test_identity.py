@@ -209,6 +209,9 @@ def test_secret_env_is_stored_encrypted_shown_redacted_and_given_to_the_job(serv
     for wal in server.data_dir.glob("aidc.db-wal"):
         assert b"hf_s3cr3t_value" not in wal.read_bytes()
     assert "hf_s3cr3t_value" not in server.log_file.read_text()
+    for path in (server.data_dir / "jobs").rglob("*"):  # launch.json, runner records: none holds it
+        if path.is_file() and path.name != "output.log":  # the job printed it itself
+            assert b"hf_s3cr3t_value" not in path.read_bytes(), path
     records = server.cli("audit", "list", "--json").json()
     assert "hf_s3cr3t_value" not in str(records)
 

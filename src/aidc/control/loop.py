@@ -293,10 +293,10 @@ class ControlLoop:
             "AIDC_PREEMPTIONS": str(job.preemptions),  # > 0: resumed after a preemption (read the checkpoint)
         }
         try:
-            env.update(self._open_secrets(job.spec.secret_env))
+            secrets = self._open_secrets(job.spec.secret_env)
             if self._keeper is not None and self._checkpoints is not None and job.spec.from_checkpoint:
                 self._keeper.before_launch(job, self._checkpoints.checkpoint_path(job_id, job.spec))
-            self._backend.launch(LaunchRequest(job_id, number, job.spec, placement, env))
+            self._backend.launch(LaunchRequest(job_id, number, job.spec, placement, env, secrets))
         except (LaunchError, SecretError, CheckpointError) as exc:
             log.warning("job %s attempt %s could not start: %s", job_id, number, exc)
             self._record_exits([AttemptExit(job_id, number, None, f"launch failed: {exc}", self._clock.now())])

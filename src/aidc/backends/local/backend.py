@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import platform
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -153,7 +155,7 @@ class LocalBackend:
             self._refuse_if_tracked(key)  # again: a concurrent launch of this attempt may have won
             # 0600: the environment may hold secrets.
             records.write_json_atomic(adir / records.LAUNCH, launch, mode=0o600)
-            popen = self._spawn_runner(adir)
+            popen = self._spawn_runner(adir, request.secret_env)
             self._tracked[key] = _Tracked(request.job_id, request.attempt, adir, popen.pid, popen.pid, popen)
         log.info(
             "launched job %s attempt %s as process group %s",
@@ -167,10 +169,11 @@ class LocalBackend:
             if key in self._tracked:
                 raise LaunchError(f"job {key[0]} attempt {key[1]} is already running")
 
-    def _spawn_runner(self, adir: Path) -> subprocess.Popen[bytes]:
+    def _spawn_runner(self, adir: Path, secret_env: Mapping[str, str]) -> subprocess.Popen[bytes]:
         # The runner must import aidc whatever the server's sys.path was built from.
         package_root = str(Path(aidc.__file__).resolve().parent.parent)
         runner_env = dict(os.environ)
+        runner_env[records.SECRET_ENV_VARIABLE] = json.dumps(dict(secret_env))  # in memory only, never in launch.json
         runner_env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, runner_env.get("PYTHONPATH")]))
         try:
             # The runner's own output (a traceback if it crashes) goes to the attempt's log too.

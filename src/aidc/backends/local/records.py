@@ -28,6 +28,10 @@ EXIT = "exit.json"
 PHASE_SETUP = "setup"
 PHASE_RUN = "run"
 
+# The runner takes the attempt's secret environment values from this variable of its own environment,
+# so they are never written into launch.json.
+SECRET_ENV_VARIABLE = "AIDC_RUNNER_SECRET_ENV"  # noqa: S105 - a variable name
+
 
 def attempt_dir(data_dir: Path, job_id: int, attempt: int) -> Path:
     return job_dir(data_dir, job_id) / f"attempt-{attempt}"

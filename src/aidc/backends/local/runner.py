@@ -11,6 +11,7 @@ Stdlib only, and only light modules on its import path: it starts once per attem
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -103,6 +104,8 @@ def run_attempt(attempt: Path, state: _State) -> records.ExitRecord:
     launch = records.read_json(attempt / records.LAUNCH)
     if launch is None:
         raise FileNotFoundError(f"{attempt / records.LAUNCH} is missing")
+    # Secret values come through the runner's own environment, never through launch.json on disk.
+    launch["env"].update(json.loads(os.environ.pop(records.SECRET_ENV_VARIABLE, "{}")))
     phases = [(launch["setup"], records.PHASE_SETUP)] if launch.get("setup") else []
     phases.append((launch["run"], records.PHASE_RUN))
     log = os.open(attempt / records.OUTPUT, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
