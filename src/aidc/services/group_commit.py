@@ -85,7 +85,9 @@ class JobInserter:
         try:
             with self._store.unit_of_work() as uow:
                 jobs = [uow.jobs.add(r.spec, r.user, r.now) for r in batch]
-                uow.audit.append_many([r.audit(job) for r, job in zip(batch, jobs, strict=True) if r.audit])
+                entries = [r.audit(job) for r, job in zip(batch, jobs, strict=True) if r.audit is not None]
+                if entries:
+                    uow.audit.append_many(entries)
                 uow.commit()
         except Exception as exc:
             if len(batch) == 1:

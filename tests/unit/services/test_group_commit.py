@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
+from aidc.domain.identity import AuditEntry
 from aidc.domain.jobs import Job, JobSpec, JobState
 from aidc.services.group_commit import JobInserter
 
@@ -29,13 +30,23 @@ class FakeJobs:
         return job
 
 
+class FakeAudit:
+    def __init__(self) -> None:
+        self.appended: list[AuditEntry] = []
+
+    def append_many(self, entries: list[AuditEntry]) -> None:
+        self.appended.extend(entries)
+
+
 class FakeUow:
     def __init__(self, store: FakeStore) -> None:
         self.jobs = FakeJobs(store)
+        self.audit = FakeAudit()
         self._store = store
 
     def commit(self) -> None:
         self._store.committed.extend(self.jobs.added)
+        self._store.audited.extend(self.audit.appended)  # only what commits is audited
         self._store.commits += 1
 
 
@@ -43,6 +54,7 @@ class FakeStore:
     def __init__(self) -> None:
         self.next_id = 0
         self.committed: list[Job] = []
+        self.audited: list[AuditEntry] = []
         self.commits = 0
         self.gate = threading.Event()
         self.gate.set()
@@ -92,9 +104,12 @@ def test_a_failing_insert_fails_alone() -> None:
     errors: list[BaseException] = []
     done: list[Job] = []
 
+    def entry(job: Job) -> AuditEntry:
+        return AuditEntry(at=T0, actor="u", action="job.submit", target=f"job/{job.spec.name}", outcome="ok")
+
     def submit(name: str) -> None:
         try:
-            done.append(inserter.insert(JobSpec(name=name, run="true"), "u", T0))
+            done.append(inserter.insert(JobSpec(name=name, run="true"), "u", T0, audit=entry))
         except RuntimeError as exc:
             errors.append(exc)
 
@@ -109,6 +124,8 @@ def test_a_failing_insert_fails_alone() -> None:
     assert sorted(j.spec.name for j in done) == ["a", "b", "c"]
     assert [str(e) for e in errors] == ["constraint violated"]
     assert sorted(j.spec.name for j in store.committed) == ["a", "b", "c"]
+    # Each committed job has its audit record, committed with it; the failed one has none.
+    assert sorted(e.target for e in store.audited) == ["job/a", "job/b", "job/c"]
 
 
 def test_close_stops_the_writer_thread() -> None:
