@@ -18,18 +18,11 @@ from aidc.api.identity_schemas import (
     MissingIn,
     MissingOut,
 )
-from aidc.api.schemas import ErrorOut
+from aidc.api.responses import errors
 from aidc.domain.artifacts import ArtifactKind, ArtifactVersion, Retention
 
 router = APIRouter(prefix="/v1/artifacts", tags=["artifacts"])
-_ERRORS: dict[int | str, dict[str, object]] = {
-    401: {"model": ErrorOut},
-    403: {"model": ErrorOut},
-    404: {"model": ErrorOut},
-    413: {"model": ErrorOut},
-    422: {"model": ErrorOut},
-    429: {"model": ErrorOut},
-}
+_ERRORS = errors(404)
 TeamQuery = Annotated[str | None, Query(max_length=63, description="Default: your team")]
 DIGEST = r"^[0-9a-f]{64}$"
 

@@ -9,15 +9,10 @@ from fastapi import APIRouter, Query
 
 from aidc.api.deps import MAX_SEQ, PrincipalDep, ServicesDep
 from aidc.api.identity_schemas import AuditRecordOut, AuditVerifyOut
-from aidc.api.schemas import ErrorOut
+from aidc.api.responses import errors
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
-_ERRORS: dict[int | str, dict[str, object]] = {
-    401: {"model": ErrorOut},
-    403: {"model": ErrorOut},
-    422: {"model": ErrorOut},
-    429: {"model": ErrorOut},
-}
+_ERRORS = errors()
 
 
 @router.get("", response_model=list[AuditRecordOut], responses=_ERRORS, summary="List audit records")

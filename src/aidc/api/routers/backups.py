@@ -8,17 +8,10 @@ from fastapi import APIRouter, Path
 
 from aidc.api.deps import PrincipalDep, ServicesDep
 from aidc.api.identity_schemas import BackupCreate, BackupOut, BackupVerifyOut
-from aidc.api.schemas import ErrorOut
+from aidc.api.responses import errors
 
 router = APIRouter(prefix="/v1/backups", tags=["backups"])
-_ERRORS: dict[int | str, dict[str, object]] = {
-    401: {"model": ErrorOut},
-    403: {"model": ErrorOut},
-    404: {"model": ErrorOut},
-    409: {"model": ErrorOut},
-    422: {"model": ErrorOut},
-    429: {"model": ErrorOut},
-}
+_ERRORS = errors(404, 409)
 NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from aidc.api.deps import PrincipalDep, ServicesDep
-from aidc.api.schemas import ErrorOut, NodeOut, QueueCreate, QueueOut
+from aidc.api.responses import errors
+from aidc.api.schemas import NodeOut, QueueCreate, QueueOut
 from aidc.api.views import node_out, queue_out
 from aidc.domain.queues import Queue
 
 router = APIRouter(prefix="/v1", tags=["cluster"])
-_ERRORS: dict[int | str, dict[str, object]] = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}}
+_ERRORS = errors()
 
 
 @router.get("/nodes", response_model=list[NodeOut], responses=_ERRORS, summary="List nodes")
@@ -21,7 +22,7 @@ def list_nodes(services: ServicesDep, principal: PrincipalDep) -> list[NodeOut]:
 @router.post(
     "/nodes/{name}/drain",
     response_model=NodeOut,
-    responses={**_ERRORS, 404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
+    responses=errors(404, 409),
     summary="Drain a node: no new work there; running jobs finish",
 )
 def drain(name: str, services: ServicesDep, principal: PrincipalDep) -> NodeOut:
@@ -31,7 +32,7 @@ def drain(name: str, services: ServicesDep, principal: PrincipalDep) -> NodeOut:
 @router.post(
     "/nodes/{name}/resume",
     response_model=NodeOut,
-    responses={**_ERRORS, 404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
+    responses=errors(404, 409),
     summary="Return a drained node to service",
 )
 def resume(name: str, services: ServicesDep, principal: PrincipalDep) -> NodeOut:
@@ -51,7 +52,7 @@ def list_queues(services: ServicesDep, principal: PrincipalDep) -> list[QueueOut
     "/queues",
     status_code=201,
     response_model=QueueOut,
-    responses={**_ERRORS, 409: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+    responses=errors(409),
     summary="Create a queue",
 )
 def create_queue(body: QueueCreate, services: ServicesDep, principal: PrincipalDep) -> QueueOut:

@@ -22,19 +22,12 @@ from aidc.api.identity_schemas import (
     UserPatch,
     WhoAmIOut,
 )
-from aidc.api.schemas import ErrorOut
+from aidc.api.responses import errors
 from aidc.domain.identity import RoleBindingRecord, TokenRecord
 from aidc.services.identity import UserDetail
 
 router = APIRouter(prefix="/v1", tags=["identity"])
-_ERRORS: dict[int | str, dict[str, object]] = {
-    401: {"model": ErrorOut},
-    403: {"model": ErrorOut},
-    404: {"model": ErrorOut},
-    409: {"model": ErrorOut},
-    422: {"model": ErrorOut},
-    429: {"model": ErrorOut},
-}
+_ERRORS = errors(404, 409)
 
 
 def binding_out(b: RoleBindingRecord) -> BindingOut:

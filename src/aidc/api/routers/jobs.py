@@ -6,18 +6,13 @@ from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from aidc.api.deps import MAX_ID, MAX_OFFSET, JobId, PrincipalDep, ServicesDep
-from aidc.api.schemas import ErrorOut, JobDetailOut, JobOut
+from aidc.api.responses import errors
+from aidc.api.schemas import JobDetailOut, JobOut
 from aidc.api.views import job_detail_out, job_out
 from aidc.domain.jobs import JobSpec, JobState
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
-_ERRORS: dict[int | str, dict[str, object]] = {
-    401: {"model": ErrorOut},
-    403: {"model": ErrorOut},
-    404: {"model": ErrorOut},
-    409: {"model": ErrorOut},
-    422: {"model": ErrorOut},
-}
+_ERRORS = errors(404, 409)
 
 
 @router.post(
