@@ -139,6 +139,10 @@ def build(settings: Settings) -> ControlPlane:
     )
     if settings.backup_every is not None and backup_key is None:
         raise ValueError("backup_every needs a backup key: set AIDC_BACKUP_KEY or --backup-key-file")
+    if backup_key is not None and settings.backup_target is None:
+        log.warning(
+            "backups go to %s, on the data dir's own disk: set --backup-target to survive its loss", backups.target
+        )
     schedule = BackupSchedule(backups, settings.backup_every) if settings.backup_every else None
     services = Services(
         auth=auth,
