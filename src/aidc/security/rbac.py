@@ -113,6 +113,11 @@ def teams_allowed(principal: Principal, action: Action) -> frozenset[str] | None
     return frozenset(teams)
 
 
+def allowed_anywhere(principal: Principal, action: Action) -> bool:
+    """May `principal` do `action` in some scope (its own things, say, whatever their team)?"""
+    return teams_allowed(principal, action) != frozenset()
+
+
 def may_infer(principal: Principal, model: str) -> bool:
     """May `principal` call the gateway for `model`? Inference bindings may be limited to some models;
     the other roles that grant inference (admin, operator, member) reach every model."""

@@ -68,9 +68,7 @@ class ArtifactService:
 
     def _check(self, principal: Principal, action: Action, team: str | None, target: str) -> None:
         """403 for a principal who may not do `action` anywhere; 404 for a team they may not see into."""
-        allowed = teams_allowed(principal, action)
-        if allowed == frozenset():
-            self._guard.check(principal, action, team, target=target)
+        self._guard.check_anywhere(principal, action, target=target)
         if not self._guard.allowed(principal, action, team):
             readable = teams_allowed(principal, Action.ARTIFACT_READ)
             if readable is not None and team not in readable:
@@ -183,9 +181,7 @@ class ArtifactService:
         return stored, dropped
 
     def list(self, principal: Principal, team: str | None = None, name: str | None = None) -> list[ArtifactVersion]:
-        readable = teams_allowed(principal, Action.ARTIFACT_READ)
-        if readable == frozenset():
-            self._guard.check(principal, Action.ARTIFACT_READ, team, target="artifacts")
+        readable = self._guard.check_anywhere(principal, Action.ARTIFACT_READ, target="artifacts")
         teams: list[str | None] | None
         if team is not None:
             self._check(principal, Action.ARTIFACT_READ, team, f"{team}/*")

@@ -53,6 +53,13 @@ def principal_of(uow: UnitOfWork, user: str, token_id: int | None, scopes: tuple
     )
 
 
+def _digest(authorization: str | None) -> str | None:
+    """The in-memory key of the token in an `Authorization: Bearer <token>` header, or None."""
+    if not authorization or authorization[:7].lower() != "bearer ":
+        return None
+    return cache_key(authorization[7:].strip())
+
+
 class AuthService:
     def __init__(self, store: Store, clock: Clock, audit: AuditLog) -> None:
         self._store = store
@@ -74,9 +81,8 @@ class AuthService:
     def cached(self, authorization: str | None, client: str | None) -> Principal | None:
         """The principal of a token verified lately, when nothing about this use needs the store (no new
         client address, no last-used time due, not expired); else None and `authenticate` does the work."""
-        if not authorization or authorization[:7].lower() != "bearer ":
-            return None
-        entry = self._cache.get(cache_key(authorization[7:].strip()))
+        digest = _digest(authorization)
+        entry = self._cache.get(digest) if digest is not None else None
         if entry is None:
             return None
         now = time.monotonic()
@@ -87,11 +93,6 @@ class AuthService:
         if entry.expires_at is not None and self._clock.now() >= entry.expires_at:
             return None
         return entry.principal
-
-    def _known(self, authorization: str | None) -> bool:
-        if not authorization or authorization[:7].lower() != "bearer ":
-            return False
-        return cache_key(authorization[7:].strip()) in self._recent
 
     def check_rate(self, client: str | None) -> None:
         """Raise TooManyRequests while `client` has failed to sign in too often lately."""
@@ -108,18 +109,18 @@ class AuthService:
     ) -> Principal:
         """The principal of a bearer token. While `client` has failed too often lately, only tokens this
         server verified before get through (people behind the same address keep working); new ones wait."""
-        if not self._known(authorization):
+        digest = _digest(authorization)
+        if digest not in self._recent:
             self.check_rate(client)
         if not authorization:
             raise Unauthenticated("missing Authorization header; send 'Authorization: Bearer <token>'")
         scheme, _, token = authorization.partition(" ")
         token = token.strip()
-        if scheme.lower() != "bearer" or not token:
+        if scheme.lower() != "bearer" or not token or digest is None:
             raise Unauthenticated("Authorization header must be 'Bearer <token>'")
         prefix = token_prefix(token)
         if prefix is None:
             self._fail(client, request_id, "malformed token", None)
-        digest = cache_key(token)
         now = self._clock.now()
         entry = self._cache.get(digest)
         if entry is None or time.monotonic() - entry.loaded > CACHE_TTL:

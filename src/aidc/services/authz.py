@@ -4,9 +4,10 @@ burst of refusals by one user raises a security event."""
 from __future__ import annotations
 
 import time
+from typing import NoReturn
 
 from aidc.domain.errors import NotFound, PermissionDenied
-from aidc.security.rbac import Action, Principal, is_allowed
+from aidc.security.rbac import Action, Principal, is_allowed, teams_allowed
 from aidc.security.signals import BurstCounter
 from aidc.services.audit_log import AuditLog
 
@@ -25,8 +26,19 @@ class Guard:
     def check(self, principal: Principal, action: Action, team: str | None = None, *, target: str = "") -> None:
         """Raise PermissionDenied (HTTP 403) unless `principal` may do `action` on something of `team`."""
         if not is_allowed(principal, action, team):
-            self.deny(principal, action, target or (f"team/{team}" if team else "cluster"))
-            raise PermissionDenied(f"{principal.name} ({principal.roles}) may not {action}")
+            self._refuse(principal, action, target or (f"team/{team}" if team else "cluster"))
+
+    def check_anywhere(self, principal: Principal, action: Action, *, target: str) -> frozenset[str] | None:
+        """The teams in which `principal` may do `action` (None: every team); PermissionDenied (403) when
+        there is none: before asking about one thing, whether they may do this at all."""
+        teams = teams_allowed(principal, action)
+        if teams == frozenset():
+            self._refuse(principal, action, target)
+        return teams
+
+    def _refuse(self, principal: Principal, action: Action, target: str) -> NoReturn:
+        self.deny(principal, action, target)
+        raise PermissionDenied(f"{principal.name} ({principal.roles}) may not {action}")
 
     def hide(self, principal: Principal, action: Action, kind: str, key: object) -> NotFound:
         """The NotFound to raise for something that exists but that `principal` may not even know of

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from aidc.domain.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from aidc.domain.identity import RoleBindingRecord, Team, TokenRecord, User, name_problem
 from aidc.ports import Clock, Store
-from aidc.security.rbac import Action, Principal, Role, parse_scopes, teams_allowed
+from aidc.security.rbac import Action, Principal, Role, parse_scopes
 from aidc.security.tokens import generate_token
 from aidc.services.audit_log import AuditLog
 from aidc.services.auth import AuthService
@@ -73,8 +73,7 @@ class IdentityService:
 
     def list_users(self, principal: Principal) -> list[UserDetail]:
         """Every user for cluster-wide readers; for the others, the users of their teams (and themselves)."""
-        if teams_allowed(principal, Action.USER_READ) == frozenset():
-            self._guard.check(principal, Action.USER_READ, target="users")
+        teams = self._guard.check_anywhere(principal, Action.USER_READ, target="users")
         with self._store.unit_of_work(read_only=True) as uow:
             users = uow.identity.list_users()
             bindings = uow.identity.bindings()
@@ -82,7 +81,6 @@ class IdentityService:
         for b in bindings:
             by_user.setdefault(b.user, []).append(b)
         details = [UserDetail(u, by_user.get(u.name, [])) for u in users]
-        teams = teams_allowed(principal, Action.USER_READ)
         if teams is None:
             return details
         return [d for d in details if d.user.name == principal.name or any(b.team in teams for b in d.bindings)]
@@ -118,8 +116,7 @@ class IdentityService:
 
     def list_teams(self, principal: Principal) -> list[tuple[Team, list[RoleBindingRecord]]]:
         """Teams with their members' bindings: every team for cluster-wide readers, else their own teams."""
-        if teams_allowed(principal, Action.USER_READ) == frozenset():
-            self._guard.check(principal, Action.USER_READ, target="teams")
+        self._guard.check_anywhere(principal, Action.USER_READ, target="teams")
         with self._store.unit_of_work(read_only=True) as uow:
             teams = uow.identity.list_teams()
             bindings = uow.identity.bindings()
