@@ -44,7 +44,9 @@ class ArtifactService:
         self._guard = guard
         self._audit = audit
         self._root = root
-        self._gc_lock = threading.Lock()  # a put must not race the collection of the chunks it relies on
+        # Held from storing chunks to recording the version that names them, so that no collection runs in
+        # between and takes them for garbage (reentrant: recording takes it too).
+        self._gc_lock = threading.RLock()
 
     @contextmanager
     def collection_paused(self) -> Iterator[None]:
@@ -238,10 +240,11 @@ class ArtifactService:
         behalf of the job's user). Metrics come from `metrics.json` in it, when present. None: nothing there."""
         if not path.is_dir() or not any(path.iterdir()):
             return None
-        store = self.chunks(team)
         with self._gc_lock:
-            manifest = build_manifest(path, store)
-        metrics = _metrics(path / "metrics.json")
+            return self._capture(job_id, name, team, user, path)
+
+    def _capture(self, job_id: int, name: str, team: str | None, user: str, path: Path) -> ArtifactVersion:
+        manifest = build_manifest(path, self.chunks(team))
         version = ArtifactVersion(
             id=0,
             name=name,
@@ -252,7 +255,7 @@ class ArtifactService:
             size=manifest.total_size,
             created_by=user,
             created_at=self._clock.now(),
-            metrics=metrics,
+            metrics=_metrics(path / "metrics.json"),
             retention=self._checkpoint_retention(team, name),
             job_id=job_id,
         )
@@ -261,8 +264,7 @@ class ArtifactService:
 
     def _checkpoint_retention(self, team: str | None, name: str) -> Retention:
         """What the last version of `name` asked for, else the newest 3."""
-        with self._store.unit_of_work(read_only=True) as uow:
-            last = uow.artifacts.get(team, name)
+        last = self.find(team, name, None)
         return last.retention if last is not None and not last.retention.keeps_all else Retention(keep_last=3)
 
     def restore(self, version: ArtifactVersion, dest: Path) -> None:
