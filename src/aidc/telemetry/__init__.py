@@ -1,0 +1,1 @@
+"""Telemetry: collectors, Prometheus exposition, the embedded time-series buffer, alert rules and notifiers."""

@@ -1,0 +1,135 @@
+"""Every series aidc exposes: name, type and help in one place, so that collectors, the exposition, the
+default rules and the Grafana dashboard agree (tests check the last two against this list).
+
+GPU series carry NVIDIA dcgm-exporter's names, units and labels (gpu, UUID, device, modelName, Hostname), so
+dashboards and rules written for dcgm-exporter work unchanged. Everything else is `aidc_*`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aidc.telemetry.series import MetricType
+
+
+@dataclass(frozen=True)
+class SeriesName:
+    name: str
+    type: MetricType
+    help: str
+    labels: tuple[str, ...] = ()
+
+
+GPU_LABELS = ("gpu", "UUID", "device", "modelName", "Hostname")
+
+
+def _gpu(name: str, help_: str, type_: MetricType = "gauge") -> SeriesName:
+    return SeriesName(f"DCGM_FI_DEV_{name}", type_, help_, GPU_LABELS)
+
+
+# ---------------------------------------------------------------------------------------------- GPUs (NVML)
+GPU_UTIL = _gpu("GPU_UTIL", "GPU utilization (in %).")
+MEM_COPY_UTIL = _gpu("MEM_COPY_UTIL", "Memory utilization (in %).")
+FB_USED = _gpu("FB_USED", "Framebuffer memory used (in MiB).")
+FB_FREE = _gpu("FB_FREE", "Framebuffer memory free (in MiB).")
+FB_TOTAL = _gpu("FB_TOTAL", "Framebuffer memory total (in MiB).")
+GPU_TEMP = _gpu("GPU_TEMP", "GPU temperature (in C).")
+MEMORY_TEMP = _gpu("MEMORY_TEMP", "Memory temperature (in C).")
+POWER_USAGE = _gpu("POWER_USAGE", "Power draw (in W).")
+POWER_MGMT_LIMIT = _gpu("POWER_MGMT_LIMIT", "Power management limit (in W).")
+TOTAL_ENERGY_CONSUMPTION = _gpu("TOTAL_ENERGY_CONSUMPTION", "Total energy consumption since boot (in mJ).", "counter")
+SM_CLOCK = _gpu("SM_CLOCK", "SM clock frequency (in MHz).")
+MEM_CLOCK = _gpu("MEM_CLOCK", "Memory clock frequency (in MHz).")
+XID_ERRORS = _gpu("XID_ERRORS", "Value of the last XID error encountered (0: none in the last 5 minutes).")
+ECC_SBE_VOL_TOTAL = _gpu("ECC_SBE_VOL_TOTAL", "Total number of single-bit volatile ECC errors.", "counter")
+ECC_DBE_VOL_TOTAL = _gpu("ECC_DBE_VOL_TOTAL", "Total number of double-bit volatile ECC errors.", "counter")
+ECC_SBE_AGG_TOTAL = _gpu("ECC_SBE_AGG_TOTAL", "Total number of single-bit persistent ECC errors.", "counter")
+ECC_DBE_AGG_TOTAL = _gpu("ECC_DBE_AGG_TOTAL", "Total number of double-bit persistent ECC errors.", "counter")
+CORRECTABLE_REMAPPED_ROWS = _gpu(
+    "CORRECTABLE_REMAPPED_ROWS", "Number of remapped rows for correctable errors.", "counter"
+)
+UNCORRECTABLE_REMAPPED_ROWS = _gpu(
+    "UNCORRECTABLE_REMAPPED_ROWS", "Number of remapped rows for uncorrectable errors.", "counter"
+)
+ROW_REMAP_FAILURE = _gpu("ROW_REMAP_FAILURE", "Whether remapping of rows has failed.")
+CLOCK_THROTTLE_REASONS = _gpu("CLOCK_THROTTLE_REASONS", "Current clock throttle reasons (NVML bitmask).")
+NVLINK_CRC_FLIT_ERRORS = _gpu(
+    "NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL", "Total number of NVLink flow-control CRC errors.", "counter"
+)
+NVLINK_CRC_DATA_ERRORS = _gpu("NVLINK_CRC_DATA_ERROR_COUNT_TOTAL", "Total number of NVLink data CRC errors.", "counter")
+NVLINK_REPLAY_ERRORS = _gpu("NVLINK_REPLAY_ERROR_COUNT_TOTAL", "Total number of NVLink retries.", "counter")
+NVLINK_RECOVERY_ERRORS = _gpu("NVLINK_RECOVERY_ERROR_COUNT_TOTAL", "Total number of NVLink recovery errors.", "counter")
+PCIE_REPLAY_COUNTER = _gpu("PCIE_REPLAY_COUNTER", "Total number of PCIe retries.", "counter")
+GPU_XID_EVENTS = SeriesName(
+    "aidc_gpu_xid_events_total", "counter", "XID errors seen by NVML, by XID.", (*GPU_LABELS, "xid")
+)
+
+# ------------------------------------------------------------------------------------------- nodes (psutil)
+NODE_CPU = SeriesName("aidc_node_cpu_utilization_ratio", "gauge", "CPU busy time over all cores (0..1).", ("node",))
+NODE_LOAD1 = SeriesName("aidc_node_load1", "gauge", "1-minute load average.", ("node",))
+NODE_LOAD5 = SeriesName("aidc_node_load5", "gauge", "5-minute load average.", ("node",))
+NODE_LOAD15 = SeriesName("aidc_node_load15", "gauge", "15-minute load average.", ("node",))
+NODE_MEMORY_TOTAL = SeriesName("aidc_node_memory_total_bytes", "gauge", "Physical memory.", ("node",))
+NODE_MEMORY_AVAILABLE = SeriesName(
+    "aidc_node_memory_available_bytes", "gauge", "Memory available to new processes.", ("node",)
+)
+NODE_MEMORY_USED_RATIO = SeriesName(
+    "aidc_node_memory_used_ratio", "gauge", "Share of memory not available (0..1).", ("node",)
+)
+NODE_DISK_TOTAL = SeriesName("aidc_node_disk_total_bytes", "gauge", "File system size.", ("node", "mountpoint"))
+NODE_DISK_USED = SeriesName("aidc_node_disk_used_bytes", "gauge", "File system bytes used.", ("node", "mountpoint"))
+NODE_DISK_USED_RATIO = SeriesName(
+    "aidc_node_disk_used_ratio", "gauge", "Share of the file system used (0..1).", ("node", "mountpoint")
+)
+NODE_NET_RECEIVE = SeriesName("aidc_node_network_receive_bytes_total", "counter", "Bytes received.", ("node", "device"))
+NODE_NET_TRANSMIT = SeriesName("aidc_node_network_transmit_bytes_total", "counter", "Bytes sent.", ("node", "device"))
+NODE_TEMPERATURE = SeriesName(
+    "aidc_node_temperature_celsius", "gauge", "Hardware sensor temperature, where readable.", ("node", "sensor")
+)
+
+# ------------------------------------------------------------------------------------- jobs (process trees)
+JOB_LABELS = ("job", "attempt", "node", "queue", "user")
+JOB_CPU = SeriesName("aidc_job_cpu_utilization_ratio", "gauge", "CPU cores busy in the job's process tree.", JOB_LABELS)
+JOB_MEMORY = SeriesName("aidc_job_memory_rss_bytes", "gauge", "Resident memory of the job's process tree.", JOB_LABELS)
+JOB_PROCESSES = SeriesName("aidc_job_processes", "gauge", "Processes in the job's tree.", JOB_LABELS)
+JOB_GPU_MEMORY = SeriesName(
+    "aidc_job_gpu_memory_used_bytes", "gauge", "GPU memory used by the job's processes.", JOB_LABELS
+)
+JOB_GPU_UTIL = SeriesName(
+    "aidc_job_gpu_utilization_percent", "gauge", "Mean utilization of the job's GPUs (in %).", JOB_LABELS
+)
+
+# ------------------------------------------------------------------------------- control plane (the store)
+QUEUE_PENDING_JOBS = SeriesName("aidc_queue_pending_jobs", "gauge", "Jobs waiting in the queue.", ("queue",))
+QUEUE_PENDING_GPUS = SeriesName("aidc_queue_pending_gpus", "gauge", "GPUs the waiting jobs ask for.", ("queue",))
+QUEUE_RUNNING_JOBS = SeriesName("aidc_queue_running_jobs", "gauge", "Jobs of the queue running now.", ("queue",))
+QUEUE_WAIT = SeriesName("aidc_queue_wait_seconds", "histogram", "Time from submit (or requeue) to start.", ("queue",))
+QUEUE_WAIT_SLO = SeriesName(
+    "aidc_queue_wait_slo_seconds", "gauge", "The queue's p95 queueing-time objective.", ("queue",)
+)
+JOBS = SeriesName("aidc_jobs", "gauge", "Jobs by state.", ("state",))
+JOB_PENDING_SECONDS = SeriesName(
+    "aidc_job_pending_seconds", "gauge", "How long a pending job has waited.", ("job", "queue", "user")
+)
+JOB_PENDING_GPUS = SeriesName(
+    "aidc_job_pending_gpus", "gauge", "GPUs a pending job asks for.", ("job", "queue", "user")
+)
+GPUS_TOTAL = SeriesName("aidc_gpus_total", "gauge", "GPUs on nodes that are UP.")
+GPUS_ALLOCATED = SeriesName("aidc_gpus_allocated", "gauge", "GPUs allocated to running jobs.")
+ALLOCATION_RATIO = SeriesName("aidc_allocation_ratio", "gauge", "Allocated over usable GPUs (0..1).")
+NODE_GPUS_FREE = SeriesName("aidc_node_gpus_free", "gauge", "GPUs free on a node that accepts work.", ("node",))
+SCHEDULER_CYCLE = SeriesName("aidc_scheduler_cycle_seconds", "histogram", "Duration of scheduling cycles.")
+JOB_RETRIES = SeriesName("aidc_job_retries_total", "counter", "Attempts retried after a failure.")
+JOB_PREEMPTIONS = SeriesName("aidc_job_preemptions_total", "counter", "Jobs preempted.")
+NODE_UP = SeriesName(
+    "aidc_node_up", "gauge", "1 when the node is UP (accepting work or running it), else 0.", ("node",)
+)
+NODE_STATE = SeriesName("aidc_node_state", "gauge", "1 for the node's current state.", ("node", "state"))
+NODE_HEARTBEAT_AGE = SeriesName(
+    "aidc_node_heartbeat_age_seconds", "gauge", "Seconds since the node's agent was last heard from.", ("node",)
+)
+ALERTS_FIRING = SeriesName("aidc_alerts_firing", "gauge", "Alerts firing, by severity.", ("severity",))
+
+
+def all_names() -> dict[str, SeriesName]:
+    """Every exposed series by name (histograms also expose `_bucket`, `_sum`, `_count`)."""
+    return {v.name: v for v in globals().values() if isinstance(v, SeriesName)}
