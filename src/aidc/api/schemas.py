@@ -58,6 +58,9 @@ class JobOut(BaseModel):
     state_reason: str | None = Field(description="Why the job is in its state, e.g. the exit code that failed it")
     not_before: datetime | None = Field(description="A job waiting to be retried starts no earlier than this")
     preemptions: int = Field(default=0, description="Attempts stopped by preemption (they resume from checkpoint)")
+    interruptions: int = Field(
+        default=0, description="Attempts ended by a platform fault (node lost, transient failure); not counted"
+    )
     queued_at: datetime | None = Field(default=None, description="When it last entered its queue")
 
 

@@ -31,6 +31,7 @@ def job_out(job: Job) -> JobOut:
         state_reason=job.state_reason,
         not_before=job.not_before,
         preemptions=job.preemptions,
+        interruptions=job.interruptions,
         queued_at=job.queued_at,
     )
 

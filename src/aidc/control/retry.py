@@ -24,8 +24,9 @@ class RetryPolicy:
 
 
 def failures(job: Job) -> int:
-    """Attempts that count against `max_retries`: all those made, less the ones ended by preemption."""
-    return job.attempts_made - job.preemptions
+    """Attempts that count against `max_retries`: all those made, less the ones ended by preemption or by a
+    fault of the platform (a node lost, a known transient failure)."""
+    return job.attempts_made - job.preemptions - job.interruptions
 
 
 def preempted_attempt_reason(preempt_reason: str | None, exit_reason: str) -> str:

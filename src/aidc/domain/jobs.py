@@ -228,6 +228,9 @@ class Job(BaseModel):
     ended_at: datetime | None = None
     attempts_made: int = 0
     preemptions: int = Field(default=0, description="Attempts that ended by preemption (not counted as failures)")
+    interruptions: int = Field(
+        default=0, description="Attempts ended by a fault of the platform (node lost, transient failure): not counted"
+    )
     queued_at: datetime | None = Field(default=None, description="When it last entered its queue (submit or requeue)")
     pending_reason: str | None = None
     state_reason: str | None = Field(default=None, description="Why the job is in its state, e.g. exit code 3")

@@ -18,8 +18,16 @@ class Gpu(BaseModel):
 
 
 class NodeState(StrEnum):
+    """Only an UP node takes new work. CORDONED: no new work, what runs goes on (an operator or an alert
+    rule). DRAINED: cordoned and its jobs requeued. UNHEALTHY: an alert rule marked it; no new work.
+    QUARANTINED: a "lemon" that kept failing; drained until an operator resumes it. DOWN: its heartbeats
+    stopped; its jobs were requeued; it comes back UP by itself when they return."""
+
     UP = "UP"
+    CORDONED = "CORDONED"
     DRAINED = "DRAINED"
+    UNHEALTHY = "UNHEALTHY"
+    QUARANTINED = "QUARANTINED"
     DOWN = "DOWN"
 
 
@@ -37,6 +45,8 @@ class Node(BaseModel):
     backend: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     last_seen: datetime | None = None
+    state_reason: str | None = None
+    state_since: datetime | None = None
 
     @property
     def gpu_models(self) -> set[str]:

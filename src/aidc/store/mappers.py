@@ -43,6 +43,7 @@ def new_job_values(spec: JobSpec, user: str, now: datetime) -> dict[str, Any]:
         "attempts_made": 0,
         "queued_at": now,
         "preemptions": 0,
+        "interruptions": 0,
     }
 
 
@@ -59,6 +60,7 @@ def job_mutable_values(job: Job) -> dict[str, Any]:
         "not_before": job.not_before,
         "queued_at": job.queued_at,
         "preemptions": job.preemptions,
+        "interruptions": job.interruptions,
     }
 
 
@@ -79,6 +81,7 @@ JOB_COLUMNS = (
     jobs.c.not_before,
     jobs.c.queued_at,
     jobs.c.preemptions,
+    jobs.c.interruptions,
 )
 _STATES = {state.value: state for state in JobState}
 
@@ -99,6 +102,7 @@ def job_from_row(row: Sequence[Any], spec: JobSpec) -> Job:
         not_before,
         queued_at,
         preemptions,
+        interruptions,
         *_,
     ) = row
     # Plain validation is quicker than model_construct here (pydantic-core does not re-check spec).
@@ -117,6 +121,7 @@ def job_from_row(row: Sequence[Any], spec: JobSpec) -> Job:
         not_before=not_before,
         queued_at=queued_at,
         preemptions=preemptions,
+        interruptions=interruptions,
     )
 
 
@@ -210,6 +215,8 @@ def node_values(node: Node) -> dict[str, Any]:
         "backend": node.backend,
         "labels": json.dumps(node.labels, sort_keys=True),
         "last_seen": node.last_seen,
+        "state_reason": node.state_reason,
+        "state_since": node.state_since,
     }
 
 
@@ -224,4 +231,6 @@ def node_from_row(row: Row[Any]) -> Node:
         backend=row.backend,
         labels=json.loads(row.labels),
         last_seen=row.last_seen,
+        state_reason=row.state_reason,
+        state_since=row.state_since,
     )

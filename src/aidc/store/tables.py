@@ -56,6 +56,7 @@ jobs = Table(
     Column("not_before", UtcDateTime),
     Column("queued_at", UtcDateTime),  # when it last entered its queue: submit, or requeue after preemption
     Column("preemptions", Integer, nullable=False, server_default="0"),
+    Column("interruptions", Integer, nullable=False, server_default="0"),
     Index("ix_jobs_state", "state"),
     Index("ix_jobs_queue_state", "queue", "state"),
     # AUTOINCREMENT: SQLite never hands out a deleted job's id again (the spec cache relies on it).
@@ -108,6 +109,8 @@ nodes = Table(
     Column("backend", Text),
     Column("labels", Text, nullable=False),  # JSON object
     Column("last_seen", UtcDateTime),
+    Column("state_reason", Text),  # why the node is not UP (who cordoned it, which alert drained it)
+    Column("state_since", UtcDateTime),
 )
 
 users = Table(
@@ -204,4 +207,50 @@ artifacts = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Index("ix_artifacts_team_name", "team", "name"),
     sqlite_autoincrement=True,
+)
+
+# What went wrong on a node (heartbeat lost, an alert that acted on it, a job's transient failure there): the
+# lemon detector counts them over a window.
+node_incidents = Table(
+    "node_incidents",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("node", String(253), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("kind", String(63), nullable=False),
+    Column("detail", Text, nullable=False),
+    Index("ix_node_incidents_node_at", "node", "at"),
+)
+
+# Alerts as they started firing and resolved (the evaluator keeps only the current ones in memory).
+alert_events = Table(
+    "alert_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("fingerprint", String(16), nullable=False),
+    Column("alertname", String(253), nullable=False),
+    Column("state", String(16), nullable=False),  # "firing" or "resolved"
+    Column("severity", String(32), nullable=False),
+    Column("labels", Text, nullable=False),  # JSON object
+    Column("annotations", Text, nullable=False),  # JSON object
+    Column("value", Float),
+    Column("active_at", UtcDateTime, nullable=False),
+    Index("ix_alert_events_at", "at"),
+)
+
+# Downsampled history of every series (one row per series and bucket), so that a site without Prometheus
+# still has history after a restart. `series` is the canonical JSON of its labels.
+metric_history = Table(
+    "metric_history",
+    metadata,
+    Column("name", String(255), nullable=False),
+    Column("series", Text, nullable=False),
+    Column("bucket", Float, nullable=False),
+    Column("avg", Float, nullable=False),
+    Column("min", Float, nullable=False),
+    Column("max", Float, nullable=False),
+    Column("last", Float, nullable=False),
+    Column("count", Integer, nullable=False),
+    Index("ix_metric_history_name_bucket", "name", "bucket"),
 )

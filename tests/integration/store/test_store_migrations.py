@@ -14,12 +14,15 @@ from aidc.store.tables import metadata
 
 TABLES = {
     "alembic_version",
+    "alert_events",
     "api_tokens",
     "artifacts",
     "attempts",
     "audit_head",
     "audit_records",
     "jobs",
+    "metric_history",
+    "node_incidents",
     "nodes",
     "queues",
     "role_bindings",
@@ -39,7 +42,7 @@ def _table_names(url: str) -> set[str]:
 def test_upgrade_creates_the_schema_at_head(database_url: str) -> None:
     assert current_revision(database_url) is None
     upgrade(database_url)
-    assert current_revision(database_url) == head_revision() == "0005"
+    assert current_revision(database_url) == head_revision() == "0006"
     assert _table_names(database_url) == TABLES
 
 

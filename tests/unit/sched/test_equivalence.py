@@ -38,7 +38,7 @@ def random_nodes(rng: random.Random) -> list[Node]:
             models = [rng.choice(MODELS) for _ in range(rng.randint(1, 4))]
         else:
             models = [rng.choice(MODELS)] * rng.choice((1, 2, 4, 8))
-        state = rng.choices(list(NodeState), weights=(8, 1, 1))[0]
+        state = rng.choices(list(NodeState), weights=(8, 1, 1, 1, 1, 1))[0]
         cpus = rng.choice((4, 8, 16, 32.5))
         memory = rng.choice((16, 64, 256)) * GiB
         nodes.append(node(f"n{i:02d}", models=models, cpus=cpus, memory=memory, state=state))
