@@ -18,6 +18,7 @@ from typing import Protocol, runtime_checkable
 from aidc.domain.artifacts import ArtifactVersion
 from aidc.domain.decisions import Placement
 from aidc.domain.errors import FieldProblem
+from aidc.domain.health import AlertEvent, MetricRow, NodeIncident
 from aidc.domain.identity import AuditEntry, AuditRecord, RoleBindingRecord, Team, TokenRecord, User
 from aidc.domain.jobs import Attempt, Job, JobSpec, JobState
 from aidc.domain.nodes import Node
@@ -62,6 +63,10 @@ class JobRepository(Protocol):
     ) -> builtins.list[Job]:
         """Jobs ordered by id (ascending unless `descending`); `ids` keeps only those jobs; `visible`
         (queue names, user) only the jobs in those queues or submitted by that user."""
+        ...
+
+    def count_by_state(self) -> dict[JobState, int]:
+        """How many jobs are in each state (states with none left out)."""
         ...
 
     def states(self, ids: Sequence[int]) -> dict[int, JobState]:
@@ -236,6 +241,34 @@ class ArtifactRepository(Protocol):
     def manifests(self, team: str | None) -> builtins.list[str]: ...
 
 
+class IncidentRepository(Protocol):
+    def add(self, incident: NodeIncident) -> None: ...
+
+    def list(self, node: str | None = None, since: datetime | None = None) -> builtins.list[NodeIncident]:
+        """Oldest first."""
+        ...
+
+
+class AlertEventRepository(Protocol):
+    def add(self, events: Sequence[AlertEvent]) -> None: ...
+
+    def list(self, since: datetime | None = None, limit: int = 1000) -> builtins.list[AlertEvent]:
+        """Newest first."""
+        ...
+
+
+class MetricHistoryRepository(Protocol):
+    def write(self, rows: Sequence[MetricRow]) -> None: ...
+
+    def read(self, name: str, start: float, end: float) -> builtins.list[MetricRow]:
+        """Rows of metric `name` whose bucket starts in [start, end], by series then bucket."""
+        ...
+
+    def prune(self, before: float) -> int:
+        """Delete rows whose bucket starts before `before`; how many."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction. Leaving the `with` block without commit() rolls back."""
 
@@ -246,6 +279,9 @@ class UnitOfWork(Protocol):
     identity: IdentityRepository
     audit: AuditRepository
     artifacts: ArtifactRepository
+    incidents: IncidentRepository
+    alerts: AlertEventRepository
+    metrics: MetricHistoryRepository
 
     def commit(self) -> None: ...
 
@@ -336,6 +372,7 @@ class LogChunk:
     next_offset: int
     attempt: int
     complete: bool  # the attempt has ended and everything was read
+    size: int = -1  # the log's size when read (-1: unknown), so that a caller can read its tail
 
 
 @runtime_checkable

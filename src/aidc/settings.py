@@ -58,6 +58,34 @@ class Settings(BaseSettings):
     backup_every: float | None = Field(default=None, gt=0, description='Back up on a schedule: seconds, or "24h"')
     backup_keep: int = Field(default=7, ge=1, description="Scheduled backups keep the newest N")
     max_body_bytes: int = Field(default=1 << 20, ge=1024, description="Largest request body accepted (bytes)")
+    local_nodes: int = Field(default=1, ge=1, le=64, description="Split this host into N nodes (each needs an agent)")
+    heartbeat_every: float = Field(default=5.0, gt=0, description="Seconds between this host's heartbeats")
+    node_timeout: float = Field(default=30.0, gt=0, description="A node silent this long is DOWN; its jobs requeued")
+    metrics_interval: float = Field(default=5.0, gt=0, description="Seconds between collections on this host")
+    alert_every: float = Field(default=15.0, gt=0, description="Seconds between evaluations of the alert rules")
+    alert_rules: Path | None = Field(default=None, description="More alert rules (Prometheus rule-file YAML)")
+    default_rules: bool = Field(default=True, description="Load the default rule pack")
+    alert_webhook: str | None = Field(default=None, description="Send alerts there, in Alertmanager's webhook format")
+    alert_group_wait: float = Field(default=30.0, ge=0, description="Wait before a new group's first notification")
+    alert_group_interval: float = Field(default=300.0, gt=0, description="Wait before a changed group is sent again")
+    alert_repeat_interval: float = Field(default=4 * 3600.0, gt=0, description="Resend a firing group this often")
+    lemon_incidents: int = Field(default=3, ge=1, description="Quarantine a node after this many incidents ...")
+    lemon_window: float = Field(default=24 * 3600.0, gt=0, description="... within this many seconds")
+
+    @field_validator(
+        "heartbeat_every",
+        "node_timeout",
+        "metrics_interval",
+        "alert_every",
+        "alert_group_wait",
+        "alert_group_interval",
+        "alert_repeat_interval",
+        "lemon_window",
+        mode="before",
+    )
+    @classmethod
+    def _durations(cls, value: object) -> object:
+        return parse_duration(value) if isinstance(value, str) else value
 
     @field_validator("backup_every", mode="before")
     @classmethod

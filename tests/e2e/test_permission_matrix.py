@@ -72,6 +72,21 @@ RULES: dict[tuple[str, str], Rule | None] = {  # None: public, no token needed
     ("POST", "/v1/nodes/{name}/resume"): Rule(
         everyone({"admin": A, "operator": A}, default=D), path=lambda ids: f"/v1/nodes/{ids['node']}/resume"
     ),
+    ("POST", "/v1/nodes/{name}/cordon"): Rule(
+        everyone({"admin": A, "operator": A}, default=D), path=lambda ids: f"/v1/nodes/{ids['node']}/cordon"
+    ),
+    ("POST", "/v1/nodes/{name}/uncordon"): Rule(
+        everyone({"admin": A, "operator": A}, default=D), path=lambda ids: f"/v1/nodes/{ids['node']}/uncordon"
+    ),
+    # Node agents send heartbeats with an operator's token.
+    ("POST", "/v1/nodes/{name}/heartbeat"): Rule(
+        everyone({"admin": A, "operator": A}, default=D), path=lambda ids: f"/v1/nodes/{ids['node']}/heartbeat"
+    ),
+    ("GET", "/metrics"): Rule(READERS),
+    ("GET", "/v1/metrics/query"): Rule(READERS, path=lambda ids: "/v1/metrics/query?name=aidc_jobs"),
+    ("GET", "/v1/alerts"): Rule(READERS),
+    ("GET", "/v1/alerts/history"): Rule(READERS),
+    ("GET", "/v1/alerts/rules"): Rule(READERS),
     ("POST", "/v1/queues"): Rule(
         everyone({"admin": A, "operator": A}, default=D), body=lambda role: {"name": f"q-{role.replace('_', '-')}"}
     ),

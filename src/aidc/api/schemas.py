@@ -6,7 +6,7 @@ Kept apart from the domain models so that the API can stay stable while the doma
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -15,6 +15,7 @@ from aidc.domain.nodes import NodeState
 from aidc.domain.queues import DEFAULT_QUANTUM, Quota, TimeShare
 from aidc.domain.resources import Resources
 from aidc.domain.units import parse_duration
+from aidc.telemetry.series import Family
 
 MAX_QUANTUM = 30 * 86400  # as Queue.quantum
 
@@ -94,6 +95,8 @@ class NodeOut(BaseModel):
     gpus: list[GpuOut]
     labels: dict[str, str]
     last_seen: datetime | None
+    state_reason: str | None = Field(default=None, description="Why the node is not UP, and who said so")
+    state_since: datetime | None = None
     cpus_allocated: float
     memory_allocated: int
     jobs: list[int] = Field(description="Jobs with a running attempt on this node")
@@ -117,8 +120,15 @@ class QueueCreate(BaseModel):
         description='Time-sharing turn; seconds or "10m"',
         json_schema_extra={"type": ["number", "string"]},
     )
+    wait_slo: float | None = Field(
+        default=None,
+        gt=0,
+        le=365 * 86400,
+        description='Objective for the p95 queueing time, seconds or "1h"',
+        json_schema_extra={"type": ["number", "string", "null"]},
+    )
 
-    @field_validator("quantum", mode="before")
+    @field_validator("quantum", "wait_slo", mode="before")
     @classmethod
     def _parse_quantum(cls, value: Any) -> Any:
         if isinstance(value, str | int | float) and not isinstance(value, bool):
@@ -152,6 +162,7 @@ class QueueOut(BaseModel):
     timeshare: TimeShare = TimeShare.NONE
     quantum: float = Field(default=DEFAULT_QUANTUM, description="Seconds of a time-sharing turn")
     team: str | None = Field(default=None, description="The team it belongs to; none: shared by every team")
+    wait_slo: float | None = Field(default=None, description="p95 queueing-time objective, seconds")
     created_at: datetime | None
     pending: int
     running: int
@@ -170,3 +181,29 @@ class QueueOut(BaseModel):
 class HealthOut(BaseModel):
     status: str
     detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class NodeActionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=500, description="Kept with the node's state and audited")
+
+
+class FamilyIn(BaseModel):
+    """One metric family an agent reports (gauge or counter), as in the Prometheus data model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$", max_length=200)
+    help: str = Field(default="", max_length=500)
+    type: Literal["gauge", "counter"] = "gauge"
+    samples: list[tuple[dict[str, str], float]] = Field(default_factory=list, max_length=100_000)
+
+    def to_family(self) -> Family:
+        return Family(self.name, self.help, self.type, [(labels, value) for labels, value in self.samples])
+
+
+class HeartbeatIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    families: list[FamilyIn] = Field(default_factory=list, max_length=1000)

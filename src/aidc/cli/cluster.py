@@ -14,23 +14,39 @@ from aidc.domain.queues import Quota, TimeShare
 from aidc.domain.units import format_duration
 
 queue_app = typer.Typer(help="Manage queues.", no_args_is_help=True)
-node_app = typer.Typer(help="Drain and resume nodes (operators).", no_args_is_help=True)
+node_app = typer.Typer(help="Cordon, drain and resume nodes (operators).", no_args_is_help=True)
+Reason = Annotated[str | None, typer.Option(help="Why (kept with the node's state, audited)")]
+
+
+def _node_action(name: str, action: str, reason: str | None) -> None:
+    with api_errors(f"node {name}"), config.client() as client:
+        node = client.node_action(name, action, reason)
+    print(f"node {name}: {node.state.value}" + (f" ({node.state_reason})" if node.state_reason else ""))
+
+
+@node_app.command("cordon")
+def node_cordon(name: str, reason: Reason = None) -> None:
+    """No new work on NAME; what runs there goes on (kubectl cordon, Slurm's drain)."""
+    _node_action(name, "cordon", reason)
+
+
+@node_app.command("uncordon")
+def node_uncordon(name: str, reason: Reason = None) -> None:
+    """Take a cordoned (or unhealthy) node back into service."""
+    _node_action(name, "uncordon", reason)
 
 
 @node_app.command("drain")
-def node_drain(name: str) -> None:
-    """No new work on NAME; what runs there finishes (Slurm's drain, Kubernetes' cordon)."""
-    with api_errors(f"node {name}"), config.client() as client:
-        client.set_drained(name, True)
-    print(f"node {name} drained")
+def node_drain(name: str, reason: Reason = None) -> None:
+    """Cordon NAME and requeue its jobs gracefully: they get SIGTERM, then resume from their checkpoints
+    elsewhere (kubectl drain)."""
+    _node_action(name, "drain", reason)
 
 
 @node_app.command("resume")
-def node_resume(name: str) -> None:
-    """Return a drained node to service."""
-    with api_errors(f"node {name}"), config.client() as client:
-        client.set_drained(name, False)
-    print(f"node {name} resumed")
+def node_resume(name: str, reason: Reason = None) -> None:
+    """Return a cordoned, drained, unhealthy or quarantined node to service (scontrol resume)."""
+    _node_action(name, "resume", reason)
 
 
 def nodes(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
@@ -45,7 +61,7 @@ def nodes(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
         free_gpus = sum(1 for g in n.gpus if not g.allocated)
         models = sorted({g.model for g in n.gpus})
         t.add_row(
-            n.name, n.state, n.backend or "-",
+            n.name, n.state + (f" ({n.state_reason})" if n.state_reason else ""), n.backend or "-",
             f"{n.cpus - n.cpus_allocated:g}/{n.cpus:g} free",
             f"{render.size(n.memory - n.memory_allocated)}/{render.size(n.memory)} free",
             f"{free_gpus}/{len(n.gpus)} free" if n.gpus else "0",

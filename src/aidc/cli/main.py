@@ -12,7 +12,7 @@ import typer
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
 from aidc import __version__
-from aidc.cli import artifacts, audit, backup, certs, cluster, identity, jobs, sim, sim_run
+from aidc.cli import agent, alerts, artifacts, audit, backup, certs, cluster, identity, jobs, sim, sim_run, top
 from aidc.cli.context import EXIT_USAGE, config, fail
 
 app = typer.Typer(
@@ -58,6 +58,16 @@ def up(
     ] = None,
     backup_every: Annotated[str | None, typer.Option(help='Back up on a schedule, e.g. "24h"')] = None,
     backup_keep: Annotated[int | None, typer.Option(min=1, help="Scheduled backups keep the newest N (7)")] = None,
+    local_nodes: Annotated[
+        int | None, typer.Option(min=1, max=64, help="Split this host into N nodes; nodes 2..N need `aidc agent`")
+    ] = None,
+    node_timeout: Annotated[str | None, typer.Option(help='A node silent this long is DOWN (default "30s")')] = None,
+    alert_rules: Annotated[Path | None, typer.Option(help="More alert rules: a Prometheus rule file")] = None,
+    no_default_rules: Annotated[bool, typer.Option("--no-default-rules", help="Skip the default rule pack")] = False,
+    alert_webhook: Annotated[
+        str | None, typer.Option(help="Send alerts to this URL in Alertmanager's webhook format")
+    ] = None,
+    alert_every: Annotated[str | None, typer.Option(help='Evaluate alert rules this often (default "15s")')] = None,
 ) -> None:
     """Start the control plane (REST API, scheduler, local backend)."""
     from pydantic import ValidationError
@@ -84,9 +94,16 @@ def up(
         ("backup_key_file", backup_key_file),
         ("backup_every", backup_every),
         ("backup_keep", backup_keep),
+        ("local_nodes", local_nodes),
+        ("node_timeout", node_timeout),
+        ("alert_rules", alert_rules),
+        ("alert_webhook", alert_webhook),
+        ("alert_every", alert_every),
     ):
         if value is not None:
             overrides[setting] = value
+    if no_default_rules:
+        overrides["default_rules"] = False
     try:
         settings = Settings(**overrides)  # type: ignore[arg-type]
         serve(settings)
@@ -115,6 +132,10 @@ app.command()(cluster.nodes)
 app.command()(cluster.queues)
 app.add_typer(cluster.queue_app, name="queue")
 app.add_typer(cluster.node_app, name="node")
+app.add_typer(alerts.alerts_app, name="alerts")
+app.command()(alerts.metrics)
+app.command()(top.top)
+app.command()(agent.agent)
 app.add_typer(identity.user_app, name="user")
 app.add_typer(identity.team_app, name="team")
 app.add_typer(identity.token_app, name="token")

@@ -34,6 +34,7 @@ from aidc.api.identity_schemas import (
     WhoAmIOut,
 )
 from aidc.api.schemas import ErrorOut, JobDetailOut, JobOut, NodeOut, ProblemOut, QueueCreate, QueueOut
+from aidc.api.telemetry_schemas import AlertEventOut, AlertOut, MetricQueryOut
 
 T = TypeVar("T")
 
@@ -128,9 +129,34 @@ class AidcClient:
     def nodes(self) -> list[NodeOut]:
         return self._get("/v1/nodes", _NODES)
 
-    def set_drained(self, name: str, drained: bool) -> NodeOut:
-        verb = "drain" if drained else "resume"
-        return NodeOut.model_validate_json(self._request("POST", f"/v1/nodes/{_segment(name)}/{verb}").content)
+    def node_action(self, name: str, action: str, reason: str | None = None) -> NodeOut:
+        """`action`: cordon, uncordon, drain or resume."""
+        body = {"reason": reason} if reason else None
+        response = self._request("POST", f"/v1/nodes/{_segment(name)}/{action}", json=body)
+        return NodeOut.model_validate_json(response.content)
+
+    def heartbeat(self, name: str, families: list[dict[str, Any]]) -> NodeOut:
+        response = self._request("POST", f"/v1/nodes/{_segment(name)}/heartbeat", json={"families": families})
+        return NodeOut.model_validate_json(response.content)
+
+    # ------------------------------------------------------------------ telemetry
+
+    def metrics_text(self) -> str:
+        return self._request("GET", "/metrics").text
+
+    def metric_query(self, name: str, **params: Any) -> MetricQueryOut:
+        query = {"name": name, **{k: v for k, v in params.items() if v is not None}}
+        return MetricQueryOut.model_validate_json(self._request("GET", "/v1/metrics/query", params=query).content)
+
+    def alerts(self, firing: bool = False) -> list[AlertOut]:
+        return self._get("/v1/alerts", _ALERTS, params={"firing": "true"} if firing else {})
+
+    def alert_history(self, since: str | None = None, limit: int = 1000) -> list[AlertEventOut]:
+        params: dict[str, Any] = {"limit": limit, **({"since": since} if since else {})}
+        return self._get("/v1/alerts/history", _ALERT_EVENTS, params=params)
+
+    def alert_rules(self, fmt: str = "prometheus") -> str:
+        return self._request("GET", "/v1/alerts/rules", params={"format": fmt}).text
 
     def queues(self) -> list[QueueOut]:
         return self._get("/v1/queues", _QUEUES)
@@ -238,6 +264,8 @@ class AidcClient:
 
 _JOBS: TypeAdapter[list[JobOut]] = TypeAdapter(list[JobOut])
 _NODES: TypeAdapter[list[NodeOut]] = TypeAdapter(list[NodeOut])
+_ALERTS: TypeAdapter[list[AlertOut]] = TypeAdapter(list[AlertOut])
+_ALERT_EVENTS: TypeAdapter[list[AlertEventOut]] = TypeAdapter(list[AlertEventOut])
 _QUEUES: TypeAdapter[list[QueueOut]] = TypeAdapter(list[QueueOut])
 _USERS: TypeAdapter[list[UserOut]] = TypeAdapter(list[UserOut])
 _TEAMS: TypeAdapter[list[TeamOut]] = TypeAdapter(list[TeamOut])

@@ -15,11 +15,15 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from aidc.control.active import ActiveJobs
+from aidc.control.faults import AttemptFacts, FaultKind, after_fault, classify, describe_lost, lost_work, tagged
+from aidc.control.health import HeartbeatWatch
 from aidc.control.retry import RetryPolicy, after_attempt, preempted_attempt_reason, requeue_preempted
 from aidc.domain.decisions import Cancel, Placement, Preempt, Start, Wait
 from aidc.domain.jobs import Attempt, Job, JobState
+from aidc.domain.nodes import Node, NodeState
 from aidc.ports import (
     AdoptOutcome,
     AttemptExit,
@@ -30,11 +34,13 @@ from aidc.ports import (
     LaunchRequest,
     Store,
     SupportsCheckpoints,
+    SupportsLogs,
 )
 from aidc.sched.config import SchedulerConfig
 from aidc.sched.snapshot import Scheduler
 from aidc.security.secretbox import SecretBox, SecretError
 from aidc.services.checkpoints import CheckpointError, CheckpointKeeper
+from aidc.services.nodes import EVACUATED, NodeService
 from aidc.services.sched_history import SchedulingHistory
 from aidc.services.snapshots import state_from
 
@@ -45,6 +51,23 @@ CYCLE_REST_FACTOR = 4  # the loop takes at most about 1/(1+4) of the process's t
 FULL_CYCLE_EVERY = 30.0  # seconds: schedule even when nothing seems to have changed (another writer)
 REASON_BATCH = 100
 LOST_REASON = "lost: the control plane restarted and found no trace of the attempt's process"
+LOG_TAIL = 64 * 1024  # bytes of an ended attempt's output searched for known transient failures
+
+
+class FaultSignals(Protocol):
+    """What telemetry knows about an attempt's hardware: was there an XID error on its GPUs while it ran?"""
+
+    def xid_seen(self, attempt: Attempt, nodes: Mapping[str, Node], start: datetime, end: datetime) -> bool: ...
+
+
+@dataclass(frozen=True)
+class CycleObserver:
+    """Hooks for metrics: a cycle's duration, a job started after waiting, a retry, a preemption."""
+
+    cycle: Callable[[float], None] = lambda seconds: None
+    started: Callable[[Job, float], None] = lambda job, waited: None
+    retried: Callable[[Job], None] = lambda job: None
+    preempted: Callable[[Job], None] = lambda job: None
 
 
 @dataclass(frozen=True)
@@ -76,8 +99,18 @@ class ControlLoop:
         config: SchedulerConfig | None = None,
         secrets: SecretBox | None = None,
         checkpoints: CheckpointKeeper | None = None,
+        watch: HeartbeatWatch | None = None,
+        nodes: NodeService | None = None,
+        signals: FaultSignals | None = None,
+        observer: CycleObserver | None = None,
     ) -> None:
         config = config or SchedulerConfig()
+        self._watch = watch  # marks DOWN the nodes whose heartbeats stopped
+        self._nodes = nodes  # records incidents on nodes (and so quarantines lemons)
+        self._signals = signals
+        self._observer = observer or CycleObserver()
+        self._lost_on: dict[tuple[int, int], str] = {}  # attempts ended because this node went DOWN
+        self._node_view: dict[str, Node] = {}
         self._keeper = checkpoints  # captures checkpoint dirs after attempts, restores named ones before
         self._secrets = secrets  # opens the jobs' secret_env at launch
         self._store = store
@@ -196,6 +229,8 @@ class ControlLoop:
             self._heartbeat()
             self._last_heartbeat = began
             self._dirty = True
+        if self._watch is not None and self._watch.check():
+            self._dirty = True  # nodes went DOWN: their jobs must be requeued
         exits = self._backend.poll()
         self._record_exits(exits)
         now = self._clock.now()
@@ -222,6 +257,9 @@ class ControlLoop:
             )
         history.forget_inactive(self._active.jobs)
         self._stop_ended_jobs(state.open_attempts, state.jobs)
+        self._node_view = {n.name: n for n in state.snapshot.nodes}
+        if self._evacuate(state.open_attempts, state.jobs, now):
+            self._dirty = True
         decisions = self._scheduler.schedule(state.snapshot, now)
         waits = [p.not_before for p in state.snapshot.pending if p.not_before is not None and p.not_before > now]
         self._next_eligible = min(waits, default=None)
@@ -261,6 +299,7 @@ class ControlLoop:
         if started or preempted or cancelled:
             self._dirty = True  # capacity or dependencies changed: decide again for those still waiting
         seconds = time.monotonic() - began
+        self._observer.cycle(seconds)
         stats = CycleStats(len(exits), started, waiting - started, seconds, preempted, cancelled)
         self.last_cycle = stats
         self.last_cycle_at = time.monotonic()
@@ -284,6 +323,7 @@ class ControlLoop:
             uow.jobs.add_attempt(attempt)
             uow.commit()
         self._active.update([job])
+        self._observer.started(job, (now - (job.queued_at or job.submitted_at)).total_seconds())
         env = {
             "AIDC_JOB_ID": str(job_id),
             "AIDC_JOB_NAME": job.spec.name,
@@ -324,6 +364,7 @@ class ControlLoop:
                 uow.jobs.save(job)
                 uow.commit()
             self._active.update([job])
+            self._observer.preempted(job)
             key = (job.id, job.attempts_made)
             if key not in self._terminating:
                 self._backend.terminate(job.id, job.attempts_made, decision.grace)
@@ -353,6 +394,74 @@ class ControlLoop:
             done += len(cancelled)
         return done
 
+    def _evacuate(self, open_attempts: list[Attempt], active: Mapping[int, Job], now: datetime) -> bool:
+        """Running jobs on nodes that went DOWN end now, as interruptions (requeued, not counted); those on
+        drained or quarantined nodes are preempted gracefully (SIGTERM, grace, requeue)."""
+        lost: list[AttemptExit] = []
+        preempts: list[Preempt] = []
+        for attempt in open_attempts:
+            job = active.get(attempt.job_id)
+            if job is None or job.state != JobState.RUNNING or attempt.number != job.attempts_made:
+                continue
+            for name in attempt.nodes:
+                node = self._node_view.get(name)
+                if node is None:
+                    continue
+                if node.state == NodeState.DOWN:
+                    key = (attempt.job_id, attempt.number)
+                    if key not in self._lost_on:
+                        self._lost_on[key] = name
+                        self._backend.terminate(attempt.job_id, attempt.number, 0.0)  # the node is gone
+                        self._terminating.add(key)
+                        why = f"node {name} DOWN: {node.state_reason or 'heartbeat lost'}"
+                        lost.append(AttemptExit(attempt.job_id, attempt.number, None, why, now))
+                    break
+                if node.state in EVACUATED:
+                    why = f"node {name} {node.state.value.lower()}: {node.state_reason or 'by an operator'}"
+                    preempts.append(Preempt(attempt.job_id, why, self._preempt_grace))
+                    break
+        self._record_exits(lost)
+        return bool(lost) or self._preempt(preempts, now) > 0
+
+    def _facts(self, job: Job, attempt: Attempt, ended: AttemptExit) -> AttemptFacts:
+        key = (attempt.job_id, attempt.number)
+        node_lost = self._lost_on.pop(key, None)
+        if node_lost is not None or ended.exit_code == 0:
+            return AttemptFacts(ended.exit_code, ended.reason, node_lost=node_lost)
+        tail = b""
+        if isinstance(self._backend, SupportsLogs):
+            try:
+                size = self._backend.read_log(job.id, attempt.number, 0, 0).size
+                tail = self._backend.read_log(job.id, attempt.number, max(0, size - LOG_TAIL), LOG_TAIL).data
+            except (KeyError, OSError, ValueError):
+                tail = b""
+        xid = False
+        if self._signals is not None:
+            try:
+                xid = self._signals.xid_seen(attempt, self._node_view, attempt.started_at, ended.ended_at)
+            except Exception:  # telemetry must never stop an exit from being recorded
+                log.exception("could not look up XID errors for job %s attempt %s", job.id, attempt.number)
+        oom = "OOM killer" in ended.reason
+        return AttemptFacts(ended.exit_code, ended.reason, tail, xid_seen=xid, oom_killed=oom)
+
+    def _with_lost_work(self, job: Job, attempt: Attempt, ended: AttemptExit, fault: FaultKind) -> str:
+        last = None
+        if self._checkpoints is not None:
+            try:
+                last = self._checkpoints.last_checkpoint(job.id, job.spec)
+            except OSError:
+                last = None
+        lost = lost_work(attempt, ended.ended_at, last)
+        return f"{ended.reason}; {describe_lost(lost, last, attempt.started_at)}"
+
+    def _after_fault(self, job: Job, attempt: Attempt, fault: FaultKind) -> None:
+        if job.state == JobState.PENDING:
+            self._observer.retried(job)
+        log.warning("job %s attempt %s: %s -> %s", job.id, attempt.number, attempt.reason, job.state.value)
+        if self._nodes is not None and fault != FaultKind.NODE_LOST:  # a lost node has its incident already
+            for name in attempt.nodes:
+                self._nodes.record_incident(name, f"job:{fault.value}", f"job {job.id}: {attempt.reason}")
+
     def _stop_ended_jobs(self, open_attempts: list[Attempt], active: Mapping[int, object]) -> None:
         """Attempts still running for jobs that are no longer active (cancelled) are asked to stop, once."""
         for attempt in open_attempts:
@@ -367,20 +476,33 @@ class ControlLoop:
                 attempt = next((a for a in uow.jobs.attempts(ended.job_id) if a.number == ended.attempt), None)
                 job = uow.jobs.get(ended.job_id)
                 if attempt is None or job is None or not attempt.is_open:
+                    self._terminating.discard((ended.job_id, ended.attempt))
                     continue
                 latest = attempt.number == job.attempts_made
                 reason = ended.reason
                 if latest and job.state == JobState.PREEMPTED and ended.ended_at >= job.updated_at:
                     reason = preempted_attempt_reason(job.state_reason, ended.reason)
+                fault = None
+                if latest and job.state == JobState.RUNNING:
+                    fault = classify(self._facts(job, attempt, ended))
+                if fault is not None:
+                    reason = tagged(fault, self._with_lost_work(job, attempt, ended, fault))
                 closed = attempt.model_copy(
                     update={"ended_at": ended.ended_at, "exit_code": ended.exit_code, "reason": reason}
                 )
                 uow.jobs.save_attempt(closed)
                 updated = job
-                if latest:
+                if latest and fault is not None:
+                    earlier = [a for a in uow.jobs.attempts(job.id) if a.number != attempt.number]
+                    node = attempt.nodes[0] if attempt.nodes else ""
+                    updated = after_fault(job, fault, node, reason.split(": ", 1)[1], ended.ended_at, earlier)
+                    uow.jobs.save(updated)
+                elif latest:
                     updated = after_attempt(job, ended.exit_code, ended.reason, ended.ended_at, self._retry)
                     if updated is not job:
                         uow.jobs.save(updated)
+                        if updated.state == JobState.PENDING:
+                            self._observer.retried(updated)
                 uow.commit()
             self._active.update([updated])
             self._history.attempt_ended(EndedAttempt(closed, job.user, job.spec))
@@ -388,5 +510,7 @@ class ControlLoop:
                 self._history.job_finished(updated)
             self._terminating.discard((ended.job_id, ended.attempt))
             log.info("job %s attempt %s ended: %s", ended.job_id, ended.attempt, reason)
+            if fault is not None:
+                self._after_fault(updated, closed, fault)
             if self._keeper is not None and self._checkpoints is not None:
                 self._keeper.after_attempt(updated, ended.attempt, self._checkpoints.checkpoint_path(job.id, job.spec))

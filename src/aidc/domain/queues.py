@@ -88,9 +88,16 @@ class Queue(BaseModel):
     team: str | None = Field(
         default=None, pattern=NAME_PATTERN, description="The team the queue belongs to; none: shared by all"
     )
+    wait_slo: float | None = Field(
+        default=None,
+        gt=0,
+        le=365 * 86400,
+        description='Objective for the p95 queueing time (seconds or "1h"); an alert fires when it is missed',
+        json_schema_extra={"type": ["number", "string", "null"]},
+    )
     created_at: datetime | None = None
 
-    @field_validator("quantum", mode="before")
+    @field_validator("quantum", "wait_slo", mode="before")
     @classmethod
     def _parse_quantum(cls, value: Any) -> Any:
         if isinstance(value, str | int | float) and not isinstance(value, bool):

@@ -15,7 +15,8 @@ from fastapi import FastAPI
 from aidc.api.app import create_app
 from aidc.backends.local.backend import LocalBackend
 from aidc.control.clock import SystemClock
-from aidc.control.loop import ControlLoop
+from aidc.control.health import HeartbeatWatch
+from aidc.control.loop import ControlLoop, CycleObserver
 from aidc.control.retry import RetryPolicy
 from aidc.sched.config import SchedulerConfig
 from aidc.security.keys import load_or_create
@@ -23,6 +24,7 @@ from aidc.security.secretbox import SecretBox
 from aidc.server.backup_plan import ControlPlaneBackup
 from aidc.server.cluster_file import load_cluster_file
 from aidc.server.scheduler_file import build_scheduler, load_scheduler_file
+from aidc.server.telemetry_plan import build_alerts, build_telemetry
 from aidc.services.artifacts import ArtifactService
 from aidc.services.audit import AuditService
 from aidc.services.audit_log import AuditLog
@@ -31,9 +33,10 @@ from aidc.services.authz import Guard
 from aidc.services.backups import BackupSchedule, BackupService
 from aidc.services.bundle import Services
 from aidc.services.checkpoints import CheckpointKeeper
+from aidc.services.control_metrics import ControlMetrics
 from aidc.services.identity import IdentityService
 from aidc.services.jobs import JobService
-from aidc.services.nodes import NodeService
+from aidc.services.nodes import LemonPolicy, NodeService
 from aidc.services.queues import QueueService
 from aidc.settings import Settings
 from aidc.storage.crypto import load_key
@@ -77,19 +80,23 @@ def build(settings: Settings) -> ControlPlane:
     clock = SystemClock()
     audit_log = AuditLog(store, clock)
     guard = Guard(audit_log)
-    backend = LocalBackend(data_dir, clock, cancel_grace=settings.cancel_grace)
-    nodes = NodeService(store, backend.name, guard, audit_log)
-
-    def heartbeat() -> None:
-        now = clock.now()
-        nodes.register(n.model_copy(update={"last_seen": now}) for n in backend.discover_nodes())
-
-    heartbeat()
+    backend = LocalBackend(data_dir, clock, cancel_grace=settings.cancel_grace, nodes=settings.local_nodes)
+    lemon = LemonPolicy(settings.lemon_incidents, settings.lemon_window)
+    nodes = NodeService(store, backend.name, guard, audit_log, clock, lemon)
+    nodes.register(backend.discover_nodes())
     nodes.register(cluster_nodes)
+    host = backend.node_name
+
+    def heartbeat() -> None:  # this host's agent, inside the control plane
+        nodes.heartbeat(None, host)
+
     auth = AuthService(store, clock, audit_log)
     token_file = auth.bootstrap_admin_token(data_dir)
 
     artifacts = ArtifactService(store, clock, guard, audit_log, data_dir / "artifacts")
+    control_metrics = ControlMetrics(store, backend.name)
+    telemetry = build_telemetry(settings, store, clock, guard, control_metrics, backend)
+    alerts = build_alerts(settings, store, clock, guard, nodes, telemetry)
     keeper = CheckpointKeeper(store, artifacts)
     loop = ControlLoop(
         store,
@@ -101,8 +108,18 @@ def build(settings: Settings) -> ControlPlane:
         interval=settings.schedule_interval,
         cancel_grace=settings.cancel_grace,
         heartbeat=heartbeat,
+        heartbeat_every=settings.heartbeat_every,
         secrets=secrets,
         checkpoints=keeper,
+        watch=HeartbeatWatch(store, nodes, clock, settings.node_timeout),
+        nodes=nodes,
+        signals=telemetry,
+        observer=CycleObserver(
+            cycle=control_metrics.cycle,
+            started=control_metrics.started,
+            retried=control_metrics.retried,
+            preempted=control_metrics.preempted,
+        ),
     )
     queues = QueueService(
         store,
@@ -151,6 +168,8 @@ def build(settings: Settings) -> ControlPlane:
         audit=AuditService(store, audit_key, guard),
         artifacts=artifacts,
         backups=backups,
+        telemetry=telemetry,
+        alerts=alerts,
         queues=queues,
         nodes=nodes,
         ready=ready,
@@ -159,6 +178,8 @@ def build(settings: Settings) -> ControlPlane:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         loop.start()
+        telemetry.start()
+        alerts.start()
         if schedule is not None:
             schedule.start()
         try:
@@ -166,6 +187,8 @@ def build(settings: Settings) -> ControlPlane:
         finally:
             if schedule is not None:
                 schedule.stop()
+            alerts.stop()
+            telemetry.stop()
             loop.stop()
             keeper.close()
             services.jobs.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from aidc.services.alerts import AlertService
 from aidc.services.artifacts import ArtifactService
 from aidc.services.audit import AuditService
 from aidc.services.auth import AuthService
@@ -13,6 +14,7 @@ from aidc.services.identity import IdentityService
 from aidc.services.jobs import JobService
 from aidc.services.nodes import NodeService
 from aidc.services.queues import QueueService
+from aidc.services.telemetry import TelemetryService
 
 
 @dataclass(frozen=True)
@@ -25,4 +27,6 @@ class Services:
     audit: AuditService
     artifacts: ArtifactService
     backups: BackupService
+    telemetry: TelemetryService
+    alerts: AlertService
     ready: Callable[[], tuple[bool, str]]  # (ready?, why not) for /readyz

@@ -1,17 +1,24 @@
-"""Node use cases: list nodes with what is allocated on them; register the nodes a backend or cluster file knows."""
+"""Node use cases: list nodes with what is allocated on them; register the nodes a backend or cluster file knows;
+heartbeats; cordon, drain, mark unhealthy and their reversal; node incidents and lemon quarantine."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
 
 from aidc.domain.errors import Conflict, NotFound
+from aidc.domain.health import NodeIncident
 from aidc.domain.nodes import Node, NodeState
-from aidc.ports import Store
+from aidc.ports import Clock, Store, UnitOfWork
 from aidc.security.rbac import Action, Principal
 from aidc.services.audit_log import AuditLog
 from aidc.services.authz import Guard
 from aidc.services.snapshots import load_state
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -23,41 +30,184 @@ class NodeUsage:
     jobs: tuple[int, ...]
 
 
+class NodeAction(StrEnum):
+    CORDON = "cordon"  # no new work; what runs goes on (kubectl cordon)
+    UNCORDON = "uncordon"
+    DRAIN = "drain"  # cordon, and requeue its jobs gracefully (they resume from their checkpoints elsewhere)
+    RESUME = "resume"  # back to service from any of the states an operator or a rule set (scontrol resume)
+    UNHEALTHY = "unhealthy"  # an alert rule says the hardware is bad: no new work
+
+
+# The states each action moves a node out of, and where to.
+_TRANSITIONS: dict[NodeAction, tuple[frozenset[NodeState], NodeState]] = {
+    NodeAction.CORDON: (frozenset({NodeState.UP}), NodeState.CORDONED),
+    NodeAction.UNCORDON: (frozenset({NodeState.CORDONED, NodeState.UNHEALTHY}), NodeState.UP),
+    NodeAction.DRAIN: (frozenset({NodeState.UP, NodeState.CORDONED, NodeState.UNHEALTHY}), NodeState.DRAINED),
+    NodeAction.RESUME: (
+        frozenset({NodeState.CORDONED, NodeState.DRAINED, NodeState.UNHEALTHY, NodeState.QUARANTINED}),
+        NodeState.UP,
+    ),
+    NodeAction.UNHEALTHY: (frozenset({NodeState.UP, NodeState.CORDONED}), NodeState.UNHEALTHY),
+}
+
+# Nodes in these states are emptied by the control loop: their running jobs are requeued gracefully.
+EVACUATED = frozenset({NodeState.DRAINED, NodeState.QUARANTINED})
+
+
+@dataclass(frozen=True)
+class LemonPolicy:
+    """A node with `incidents` incidents within `window` seconds is quarantined (a "lemon")."""
+
+    incidents: int = 3
+    window: float = 24 * 3600.0
+
+
 class NodeService:
-    def __init__(self, store: Store, backend_name: str, guard: Guard, audit: AuditLog) -> None:
+    def __init__(
+        self,
+        store: Store,
+        backend_name: str,
+        guard: Guard,
+        audit: AuditLog,
+        clock: Clock,
+        lemon: LemonPolicy | None = None,
+    ) -> None:
         self._store = store
         self._backend_name = backend_name
         self._guard = guard
         self._audit = audit
+        self._clock = clock
+        self._lemon = lemon or LemonPolicy()
 
     def register(self, nodes: Iterable[Node]) -> None:
-        """Insert or refresh nodes (discovery at start, heartbeats, a cluster file). No permission check:
-        called by the control plane itself, never on behalf of a user. A node an operator drained stays
-        drained whatever its engine reports."""
+        """Insert or refresh nodes (discovery at start, a cluster file). No permission check: called by the
+        control plane itself, never on behalf of a user. A node an operator or a rule took out of service
+        stays out whatever its engine reports; a DOWN node reported again with a fresh `last_seen` is back."""
         with self._store.unit_of_work() as uow:
-            drained = {n.name for n in uow.nodes.list() if n.state == NodeState.DRAINED}
-            for node in nodes:
-                kept = node.name in drained and node.state == NodeState.UP
-                uow.nodes.upsert(node.model_copy(update={"state": NodeState.DRAINED}) if kept else node)
+            stored = {n.name: n for n in uow.nodes.list()}
+            for reported in nodes:
+                node = reported
+                old = stored.get(node.name)
+                if old is not None and old.state != NodeState.UP and node.state == NodeState.UP:
+                    if old.state == NodeState.DOWN and node.last_seen is not None:
+                        self._back_up(uow, old)
+                        node = node.model_copy(update={"state_since": self._clock.now()})
+                    else:
+                        keep = {"state": old.state, "state_reason": old.state_reason, "state_since": old.state_since}
+                        node = node.model_copy(update=keep)
+                uow.nodes.upsert(node)
             uow.commit()
 
-    def set_drained(self, principal: Principal, name: str, drained: bool) -> Node:
-        """Drain a node (no new work is placed there; what runs finishes, as in Slurm) or resume it."""
-        self._guard.check(principal, Action.NODE_WRITE, target=f"node/{name}")
+    def heartbeat(self, principal: Principal | None, name: str) -> Node:
+        """The node's agent is alive: `last_seen` is now; a DOWN node is UP again. `principal` is None for
+        the agent inside the control plane (this host's)."""
+        if principal is not None:
+            self._guard.check(principal, Action.NODE_WRITE, target=f"node/{name}")
+        now = self._clock.now()
+        with self._store.unit_of_work() as uow:
+            node = uow.nodes.get(name)
+            if node is None:
+                raise NotFound("node", name)
+            update: dict[str, object] = {"last_seen": now}
+            if node.state == NodeState.DOWN:
+                self._back_up(uow, node)
+                update |= {"state": NodeState.UP, "state_reason": None, "state_since": now}
+            node = node.model_copy(update=update)
+            uow.nodes.upsert(node)
+            uow.commit()
+        return node
+
+    def _back_up(self, uow: UnitOfWork, node: Node) -> None:
+        log.info("node %s is back: its heartbeat returned", node.name)
+        self._audit.append(uow, self._audit.entry(None, "node.up", f"node/{node.name}", detail={"was": "DOWN"}))
+
+    def mark_down(self, name: str, reason: str) -> Node | None:
+        """The node's heartbeats stopped: DOWN (the control loop requeues its jobs), an incident recorded."""
+        now = self._clock.now()
+        with self._store.unit_of_work() as uow:
+            node = uow.nodes.get(name)
+            if node is None or node.state == NodeState.DOWN:
+                return None
+            node = node.model_copy(update={"state": NodeState.DOWN, "state_reason": reason, "state_since": now})
+            uow.nodes.upsert(node)
+            self._audit.append(uow, self._audit.entry(None, "node.down", f"node/{name}", detail={"reason": reason}))
+            uow.incidents.add(NodeIncident(name, now, "heartbeat-lost", reason))
+            node = self._check_lemon(uow, node) or node
+            uow.commit()
+        log.warning("node %s is DOWN: %s", name, reason)
+        return node
+
+    def act(
+        self, principal: Principal | None, name: str, action: NodeAction, reason: str | None = None, *, actor: str = ""
+    ) -> Node:
+        """Cordon, uncordon, drain, resume or mark a node unhealthy, audited. `principal` None: the control plane
+        itself (an alert rule's action, with `actor` naming the rule). An action that changes nothing (a
+        cordoned node cordoned again, a drained one cordoned) returns the node as it is."""
+        if principal is not None:
+            self._guard.check(principal, Action.NODE_WRITE, target=f"node/{name}")
+        sources, target = _TRANSITIONS[action]
+        now = self._clock.now()
         with self._store.unit_of_work() as uow:
             node = uow.nodes.get(name)
             if node is None:
                 raise NotFound("node", name)
             if node.state == NodeState.DOWN:
                 raise Conflict(f"node {name} is DOWN; it comes back by itself when its heartbeat does")
-            wanted = NodeState.DRAINED if drained else NodeState.UP
-            if node.state != wanted:
-                node = node.model_copy(update={"state": wanted})
-                uow.nodes.upsert(node)
-                action = "node.drain" if drained else "node.resume"
-                self._audit.append(uow, self._audit.entry(principal, action, f"node/{name}"))
-                uow.commit()
+            if node.state not in sources:
+                return node
+            previous = node.state
+            who = principal.name if principal is not None else actor or "aidc"
+            why = reason or f"{action.value} by {who}"
+            node = node.model_copy(
+                update={
+                    "state": target,
+                    "state_reason": None if target == NodeState.UP else why,
+                    "state_since": now,
+                }
+            )
+            uow.nodes.upsert(node)
+            detail = {"from": previous.value, "to": target.value, "reason": why}
+            self._audit.append(
+                uow, self._audit.entry(principal, f"node.{action.value}", f"node/{name}", detail=detail, actor=actor)
+            )
+            if principal is None and target != NodeState.UP:
+                uow.incidents.add(NodeIncident(name, now, f"alert:{actor}" if actor else action.value, why))
+                node = self._check_lemon(uow, node) or node
+            uow.commit()
+        log.info("node %s: %s (%s)", name, target.value, why)
         return node
+
+    def record_incident(self, name: str, kind: str, detail: str) -> Node | None:
+        """A fault seen on the node (e.g. a job's transient failure there); quarantines a lemon."""
+        with self._store.unit_of_work() as uow:
+            node = uow.nodes.get(name)
+            if node is None:
+                return None
+            uow.incidents.add(NodeIncident(name, self._clock.now(), kind, detail))
+            quarantined = self._check_lemon(uow, node)
+            uow.commit()
+        return quarantined
+
+    def _check_lemon(self, uow: UnitOfWork, node: Node) -> Node | None:
+        if node.state == NodeState.QUARANTINED:
+            return None
+        now = self._clock.now()
+        recent = uow.incidents.list(node.name, since=now - timedelta(seconds=self._lemon.window))
+        if len(recent) < self._lemon.incidents:
+            return None
+        kinds = ", ".join(sorted({i.kind for i in recent}))
+        hours = self._lemon.window / 3600
+        why = f"quarantined: {len(recent)} incidents in {hours:g}h ({kinds}); resume it after repair"
+        node = node.model_copy(update={"state": NodeState.QUARANTINED, "state_reason": why, "state_since": now})
+        uow.nodes.upsert(node)
+        self._audit.append(uow, self._audit.entry(None, "node.quarantine", f"node/{node.name}", detail={"reason": why}))
+        log.warning("node %s %s", node.name, why)
+        return node
+
+    def incidents(self, principal: Principal, name: str | None = None) -> list[NodeIncident]:
+        self._guard.check(principal, Action.NODE_READ, target="nodes")
+        with self._store.unit_of_work(read_only=True) as uow:
+            return uow.incidents.list(name)
 
     def list(self, principal: Principal) -> list[NodeUsage]:
         self._guard.check(principal, Action.NODE_READ, target="nodes")

@@ -172,6 +172,8 @@ def queue_policy_text(queue: Queue) -> str:
         policy["timeshare"] = queue.timeshare.value
     if queue.quantum != DEFAULT_QUANTUM:
         policy["quantum"] = queue.quantum
+    if queue.wait_slo is not None:
+        policy["wait_slo"] = queue.wait_slo
     return json.dumps(policy, sort_keys=True)
 
 

@@ -104,6 +104,10 @@ class SqlJobRepository:
         specs = self._specs([row[0] for row in rows])
         return [mappers.job_from_row(row, specs[row[0]]) for row in rows]
 
+    def count_by_state(self) -> dict[JobState, int]:
+        rows = self._conn.execute(select(jobs.c.state, func.count()).group_by(jobs.c.state))
+        return {JobState(state): count for state, count in rows}
+
     def states(self, ids: Sequence[int]) -> dict[int, JobState]:
         found: dict[int, JobState] = {}
         unique = sorted(set(ids))

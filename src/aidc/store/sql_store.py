@@ -11,10 +11,13 @@ from sqlalchemy import Connection, Engine
 
 from aidc.domain.jobs import JobSpec
 from aidc.ports import (
+    AlertEventRepository,
     ArtifactRepository,
     AuditRepository,
     IdentityRepository,
+    IncidentRepository,
     JobRepository,
+    MetricHistoryRepository,
     NodeRepository,
     QueueRepository,
     TokenRepository,
@@ -28,6 +31,7 @@ from aidc.store.engine import (
     make_engine,
     sqlite_is_memory,
 )
+from aidc.store.health import SqlAlertEventRepository, SqlIncidentRepository, SqlMetricHistoryRepository
 from aidc.store.identity import SqlIdentityRepository, SqlTokenRepository
 from aidc.store.migrate import upgrade_engine
 from aidc.store.repositories import (
@@ -57,6 +61,9 @@ class SqlUnitOfWork:
         self._audit = SqlAuditRepository(connection, audit_key)
         self.audit: AuditRepository = self._audit
         self.artifacts: ArtifactRepository = SqlArtifactRepository(connection)
+        self.incidents: IncidentRepository = SqlIncidentRepository(connection)
+        self.alerts: AlertEventRepository = SqlAlertEventRepository(connection)
+        self.metrics: MetricHistoryRepository = SqlMetricHistoryRepository(connection)
 
     def commit(self) -> None:
         self._audit.flush()  # the signed head goes with the records it covers

@@ -113,7 +113,7 @@ JOB_PENDING_SECONDS = SeriesName(
 JOB_PENDING_GPUS = SeriesName(
     "aidc_job_pending_gpus", "gauge", "GPUs a pending job asks for.", ("job", "queue", "user")
 )
-GPUS_TOTAL = SeriesName("aidc_gpus_total", "gauge", "GPUs on nodes that are UP.")
+GPUS_TOTAL = SeriesName("aidc_gpus", "gauge", "GPUs on nodes that are not DOWN.")
 GPUS_ALLOCATED = SeriesName("aidc_gpus_allocated", "gauge", "GPUs allocated to running jobs.")
 ALLOCATION_RATIO = SeriesName("aidc_allocation_ratio", "gauge", "Allocated over usable GPUs (0..1).")
 NODE_GPUS_FREE = SeriesName("aidc_node_gpus_free", "gauge", "GPUs free on a node that accepts work.", ("node",))

@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,28 @@ from aidc.ports import AdoptOutcome, AttemptExit, Clock, LaunchError, LaunchRequ
 log = logging.getLogger(__name__)
 
 LOST_REASON = "lost: the attempt's process ended without recording an exit status"
+OOM_REASON = "the kernel's OOM killer ended it (out of memory)"
+
+
+def _oom_kill_count() -> int | None:
+    """The kernel's count of OOM kills since boot (/proc/vmstat), None where unreadable."""
+    try:
+        with open("/proc/vmstat", "rb") as f:
+            for line in f:
+                if line.startswith(b"oom_kill "):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def _oom_killed(tracked: _Tracked, ended: AttemptExit) -> bool:
+    """Killed by a SIGKILL the backend did not send, while the kernel's OOM-kill count went up: most likely
+    the OOM killer (the count is host-wide, so this is a strong hint, not a proof)."""
+    if ended.exit_code != 128 + signal.SIGKILL or tracked.signal_sent is not None or tracked.oom_kills is None:
+        return False
+    now = _oom_kill_count()
+    return now is not None and now > tracked.oom_kills
 
 
 @dataclass
@@ -46,6 +68,7 @@ class _Tracked:
     signal_sent: int | None = None  # the strongest signal the backend sent: SIGTERM, then SIGKILL
     kill_deadline: float | None = None  # time.monotonic() at which SIGKILL is due
     timer: threading.Timer | None = None
+    oom_kills: int | None = None  # the kernel's OOM-kill count when the attempt started
 
     def alive(self) -> bool:
         if self.popen is not None:
@@ -68,11 +91,17 @@ class LocalBackend:
         *,
         node_name: str | None = None,
         cancel_grace: float = 10.0,
+        nodes: int = 1,
     ) -> None:
         # Absolute: the runner runs in the attempt dir and is found again by its command line.
         self._data_dir = data_dir.absolute()
         self._clock = clock
         self._node_name = node_name or socket.gethostname().split(".")[0]
+        if nodes < 1:
+            raise ValueError("local nodes must be at least 1")
+        # More than one: this host is split into that many nodes (CPUs, memory and GPUs shared out), each with
+        # its own agent and heartbeat, so that placement across nodes and node faults can be tried on one host.
+        self._node_names = [self._node_name] if nodes == 1 else [f"{self._node_name}-{i}" for i in range(1, nodes + 1)]
         self._cancel_grace = cancel_grace
         # poll(), terminate() and the kill timers' threads share the tracked attempts.
         self._lock = threading.RLock()
@@ -84,23 +113,35 @@ class LocalBackend:
 
     @property
     def node_name(self) -> str:
-        return self._node_name
+        return self._node_names[0]
+
+    @property
+    def node_names(self) -> list[str]:
+        return list(self._node_names)
+
+    def running_attempts(self) -> list[tuple[int, int, int]]:
+        """(job id, attempt, pid of its runner) of every attempt whose runner is alive, for per-job telemetry."""
+        with self._lock:
+            return [(t.job_id, t.attempt, t.pid) for t in self._tracked.values() if t.signal_sent is None]
 
     # ------------------------------------------------------------------------------- nodes, specs
 
     def discover_nodes(self) -> list[Node]:
         gpus = nvml.read_gpus(report_missing=not self._reported_no_gpu)
         self._reported_no_gpu = True
+        count = len(self._node_names)
+        per_node = len(gpus) // count
         return [
             Node(
-                name=self._node_name,
-                cpus=float(_usable_cpus()),
-                memory=psutil.virtual_memory().total,
-                gpus=tuple(gpus),
+                name=name,
+                cpus=float(_usable_cpus()) / count,
+                memory=psutil.virtual_memory().total // count,
+                gpus=tuple(gpus[i * per_node : (i + 1) * per_node]),  # NVML indices kept: CUDA_VISIBLE_DEVICES
                 backend=self.name,
                 labels={"os": platform.system().lower(), "arch": platform.machine()},
                 last_seen=self._clock.now(),
             )
+            for i, name in enumerate(self._node_names)
         ]
 
     def validate(self, spec: JobSpec) -> list[FieldProblem]:
@@ -120,7 +161,10 @@ class LocalBackend:
         spec = request.spec
         self._refuse_if_tracked(key)
         try:
-            gpus = launching.gpus_on_node(request.placement, self._node_name)
+            node = request.placement.nodes[0] if request.placement.nodes else self._node_name
+            if node not in self._node_names:
+                raise ValueError(f"the placement names {node}, not a node of this host")
+            gpus = launching.gpus_on_node(request.placement, node)
         except ValueError as exc:
             raise LaunchError(str(exc)) from exc
         job_dir = records.job_dir(self._data_dir, request.job_id)
@@ -156,7 +200,9 @@ class LocalBackend:
             # 0600: the environment may hold secrets.
             records.write_json_atomic(adir / records.LAUNCH, launch, mode=0o600)
             popen = self._spawn_runner(adir, request.secret_env)
-            self._tracked[key] = _Tracked(request.job_id, request.attempt, adir, popen.pid, popen.pid, popen)
+            self._tracked[key] = _Tracked(
+                request.job_id, request.attempt, adir, popen.pid, popen.pid, popen, oom_kills=_oom_kill_count()
+            )
         log.info(
             "launched job %s attempt %s as process group %s",
             request.job_id,
@@ -205,6 +251,8 @@ class LocalBackend:
                 if tracked.timer is not None:
                     tracked.timer.cancel()
                 ended = self._recorded_exit(tracked.job_id, tracked.attempt, tracked.signal_sent)
+                if ended is not None and _oom_killed(tracked, ended):
+                    ended = replace(ended, reason=f"{ended.reason}; {OOM_REASON}")
                 if ended is None:
                     processes.kill_leftovers(tracked.pgid, tracked.job_id, tracked.attempt)
                     ended = AttemptExit(tracked.job_id, tracked.attempt, None, LOST_REASON, self._clock.now())
@@ -377,7 +425,7 @@ class LocalBackend:
         except FileNotFoundError:
             size, data = 0, b""
         next_offset = offset + len(data)
-        return LogChunk(data, next_offset, attempt, complete=ended and next_offset >= size)
+        return LogChunk(data, next_offset, attempt, complete=ended and next_offset >= size, size=size)
 
     def _has_ended(self, job_id: int, attempt: int, adir: Path) -> bool:
         with self._lock:

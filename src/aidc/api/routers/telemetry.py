@@ -1,0 +1,156 @@
+"""/metrics (Prometheus text format), metric queries over the embedded buffer and its history, and alerts."""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import PlainTextResponse, Response
+
+from aidc.api.deps import PrincipalDep, ServicesDep
+from aidc.api.responses import errors
+from aidc.api.telemetry_schemas import AlertEventOut, AlertOut, MetricQueryOut, SeriesOut
+from aidc.domain.errors import FieldProblem, InvalidInput
+from aidc.domain.units import parse_duration
+from aidc.telemetry.alert import Alert
+from aidc.telemetry.exposition import CONTENT_TYPE
+from aidc.telemetry.tsdb import parse_label_filter
+
+router = APIRouter(tags=["telemetry"])
+MAX_POINTS = 11_000  # as Prometheus: a query may not return more points per series
+NAME_PATTERN = r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
+
+
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {CONTENT_TYPE: {}}}, **errors()},
+    summary="Prometheus exposition: GPUs (dcgm-exporter names), nodes, jobs, queues, scheduler",
+)
+def metrics(services: ServicesDep, principal: PrincipalDep) -> Response:
+    return Response(services.telemetry.exposition(principal), media_type=CONTENT_TYPE)
+
+
+def _time(value: str, field: str, now: float) -> float:
+    """A time: Unix seconds, RFC 3339, or a duration ago ("1h")."""
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+    except ValueError:
+        pass
+    try:
+        return now - parse_duration(value)
+    except (ValueError, TypeError):
+        raise InvalidInput(
+            [FieldProblem(field, f"{value!r} is not a time: Unix seconds, RFC 3339, or a duration ago such as 1h")]
+        ) from None
+
+
+@router.get("/v1/metrics/query", response_model=MetricQueryOut, responses=errors(400), summary="Query a metric")
+def query(
+    services: ServicesDep,
+    principal: PrincipalDep,
+    name: Annotated[str, Query(pattern=NAME_PATTERN, max_length=200, description="Metric name")],
+    labels: Annotated[str, Query(max_length=2000, description='Matchers, e.g. gpu="0",Hostname=~"n-.*"')] = "",
+    since: Annotated[str, Query(max_length=64, description="Start: duration ago, Unix seconds or RFC 3339")] = "1h",
+    until: Annotated[str | None, Query(max_length=64, description="End (default: now)")] = None,
+    step: Annotated[str | None, Query(max_length=32, description="Resolution, e.g. 15s (default: ~240 points)")] = None,
+) -> MetricQueryOut:
+    now = time.time()
+    start = _time(since, "since", now)
+    end = _time(until, "until", now) if until is not None else now
+    if not (math.isfinite(start) and math.isfinite(end)) or end < start:
+        raise InvalidInput([FieldProblem("until", "must not be before since")])
+    try:
+        matchers = parse_label_filter(labels) if labels.strip() else []
+    except ValueError as exc:
+        raise InvalidInput([FieldProblem("labels", str(exc))]) from None
+    if step is None:
+        width = max(1.0, math.ceil((end - start) / 240))
+    else:
+        try:
+            width = parse_duration(step)
+        except (ValueError, TypeError):
+            raise InvalidInput([FieldProblem("step", f"{step!r} is not a duration such as 15s")]) from None
+        if width <= 0:
+            raise InvalidInput([FieldProblem("step", "must be > 0")])
+    if (end - start) / width > MAX_POINTS:
+        raise InvalidInput([FieldProblem("step", f"too fine: more than {MAX_POINTS} points per series")])
+    found = services.telemetry.query(principal, name, matchers, start, end, width)
+    series = [SeriesOut(labels=dict(s.labels), points=[(t, v) for t, v in s.points]) for s in found]
+    return MetricQueryOut(name=name, start=start, end=end, step=width, series=series)
+
+
+def _alert_out(alert: Alert) -> AlertOut:
+    def at(t: float | None) -> datetime | None:
+        return None if t is None else datetime.fromtimestamp(t, UTC)
+
+    value = alert.value if math.isfinite(alert.value) else None
+    return AlertOut(
+        name=alert.name,
+        state=alert.state.value,
+        severity=alert.labels.get("severity", ""),
+        labels=dict(alert.labels),
+        annotations=dict(alert.annotations),
+        value=value,
+        active_at=datetime.fromtimestamp(alert.active_at, UTC),
+        fired_at=at(alert.fired_at),
+        resolved_at=at(alert.resolved_at),
+        fingerprint=alert.fingerprint,
+    )
+
+
+@router.get("/v1/alerts", response_model=list[AlertOut], responses=errors(), summary="Current alerts")
+def alerts(
+    services: ServicesDep,
+    principal: PrincipalDep,
+    firing: Annotated[bool, Query(description="Only alerts that are firing")] = False,
+) -> list[AlertOut]:
+    return [_alert_out(a) for a in services.alerts.current(principal, firing_only=firing)]
+
+
+@router.get(
+    "/v1/alerts/history", response_model=list[AlertEventOut], responses=errors(400), summary="Alerts that fired"
+)
+def history(
+    services: ServicesDep,
+    principal: PrincipalDep,
+    since: Annotated[str | None, Query(max_length=64, description="Duration ago, Unix seconds or RFC 3339")] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> list[AlertEventOut]:
+    start = None if since is None else datetime.fromtimestamp(_time(since, "since", time.time()), UTC)
+    return [
+        AlertEventOut(
+            at=e.at,
+            name=e.alertname,
+            state=e.state,
+            severity=e.severity,
+            labels=dict(e.labels),
+            annotations=dict(e.annotations),
+            value=e.value,
+            active_at=e.active_at,
+            fingerprint=e.fingerprint,
+        )
+        for e in services.alerts.history(principal, start, limit)
+    ]
+
+
+@router.get(
+    "/v1/alerts/rules",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"application/yaml": {}}}, **errors(400)},
+    summary="The alert rules as a Prometheus rule file",
+)
+def rules(
+    services: ServicesDep,
+    principal: PrincipalDep,
+    format: Annotated[str, Query(pattern="^(prometheus)$", description="Only prometheus for now")] = "prometheus",
+) -> Response:
+    return Response(services.alerts.export(principal), media_type="application/yaml")

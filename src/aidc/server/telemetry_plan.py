@@ -1,0 +1,103 @@
+"""Wire telemetry and alerting from Settings: this host's collectors, the time-series buffer, rules, notifier."""
+
+from __future__ import annotations
+
+import logging
+
+from aidc.backends.local.backend import LocalBackend
+from aidc.domain.jobs import JobState
+from aidc.ports import Clock, Store
+from aidc.services.alerts import AlertService
+from aidc.services.authz import Guard
+from aidc.services.control_metrics import ControlMetrics
+from aidc.services.nodes import NodeService
+from aidc.services.telemetry import TelemetryService, TelemetrySettings
+from aidc.settings import Settings
+from aidc.telemetry.alerting import RuleEvaluator
+from aidc.telemetry.anomaly import AnomalyMonitor
+from aidc.telemetry.collectors.base import Collector, Sampler
+from aidc.telemetry.collectors.gpu import GpuCollector
+from aidc.telemetry.collectors.jobs import JobCollector, RunningAttempt
+from aidc.telemetry.collectors.node import NodeCollector
+from aidc.telemetry.notify import NotifyConfig
+from aidc.telemetry.rules import RuleGroup, default_rules, load_rules
+from aidc.telemetry.tsdb import MemoryTSDB
+from aidc.telemetry.webhook import WebhookNotifier
+
+log = logging.getLogger(__name__)
+
+
+def build_telemetry(
+    settings: Settings, store: Store, clock: Clock, guard: Guard, control: ControlMetrics, backend: LocalBackend
+) -> TelemetryService:
+    host = backend.node_name
+    gpu = GpuCollector.open(host, settings.metrics_interval)
+    jobs_seen: dict[int, tuple[str, str]] = {}  # job id -> (queue, user): a job's labels never change
+
+    def running() -> list[RunningAttempt]:
+        found = backend.running_attempts()
+        unknown = [job_id for job_id, _, _ in found if job_id not in jobs_seen]
+        if unknown:
+            with store.unit_of_work(read_only=True) as uow:
+                for job in uow.jobs.list(ids=unknown, states=[JobState.RUNNING, JobState.PREEMPTED]):
+                    jobs_seen[job.id] = (job.spec.queue, job.user)
+        live = {job_id for job_id, _, _ in found}
+        for gone in [j for j in jobs_seen if j not in live]:
+            del jobs_seen[gone]
+        return [
+            RunningAttempt(job_id, attempt, pid, (), *jobs_seen.get(job_id, ("", ""))) for job_id, attempt, pid in found
+        ]
+
+    collectors: list[Collector] = [NodeCollector(host, settings.metrics_interval, [str(settings.data_dir)])]
+    if gpu is not None:
+        collectors.append(gpu)
+    collectors.append(JobCollector(host, running, gpu, settings.metrics_interval))
+    anomaly = AnomalyMonitor()  # GPU series only: without GPUs (here and at every agent) it stays idle
+    tsdb = MemoryTSDB()
+    service = TelemetryService(
+        store,
+        clock,
+        guard,
+        control,
+        tsdb,
+        anomaly=anomaly,
+        settings=TelemetrySettings(control_every=min(5.0, settings.metrics_interval)),
+    )
+    service.attach_sampler(Sampler(collectors, sink=service.sink))
+    return service
+
+
+def rule_groups(settings: Settings) -> list[RuleGroup]:
+    groups: list[RuleGroup] = list(default_rules()) if settings.default_rules else []
+    if settings.alert_rules is not None:
+        groups.extend(load_rules(settings.alert_rules))
+    return groups
+
+
+def build_alerts(
+    settings: Settings, store: Store, clock: Clock, guard: Guard, nodes: NodeService, telemetry: TelemetryService
+) -> AlertService:
+    groups = rule_groups(settings)
+    notifier = None
+    if settings.alert_webhook:
+        config = NotifyConfig(
+            group_wait=settings.alert_group_wait,
+            group_interval=settings.alert_group_interval,
+            repeat_interval=settings.alert_repeat_interval,
+            external_url=f"http://{settings.host}:{settings.port}",
+        )
+        notifier = WebhookNotifier(settings.alert_webhook, config)
+    evaluator = RuleEvaluator(groups, telemetry.tsdb, default_interval=settings.alert_every)
+    return AlertService(
+        store,
+        clock,
+        guard,
+        nodes,
+        groups,
+        evaluator,
+        telemetry.control,
+        anomaly=telemetry.anomaly,
+        notifier=notifier,
+        every=settings.alert_every,
+        before_evaluate=telemetry.tick,
+    )

@@ -1,0 +1,20 @@
+"""Collectors of this host's telemetry (node, GPUs, jobs) and the sampler that runs them on one thread."""
+
+from aidc.telemetry.collectors.base import Collector, Sampler, Sink
+from aidc.telemetry.collectors.gpu import GpuCollector
+from aidc.telemetry.collectors.gpu_reading import GpuReading, XidState, families_from_readings
+from aidc.telemetry.collectors.jobs import JobCollector, RunningAttempt
+from aidc.telemetry.collectors.node import NodeCollector
+
+__all__ = [
+    "Collector",
+    "GpuCollector",
+    "GpuReading",
+    "JobCollector",
+    "NodeCollector",
+    "RunningAttempt",
+    "Sampler",
+    "Sink",
+    "XidState",
+    "families_from_readings",
+]
