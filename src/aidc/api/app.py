@@ -49,7 +49,8 @@ def create_app(services: Services, lifespan: Lifespan | None = None, max_body_by
 
 
 # What any route may answer besides its own responses, all with the ErrorOut body: the body cap and a NUL
-# in the query (middleware) everywhere; sign-in failures and their rate limit wherever a token is needed.
+# in the query (middleware) everywhere; sign-in failures and their rate limit wherever a token is needed (the
+# API and /metrics: Prometheus scrapes with a bearer token, as series name jobs, users and nodes).
 _EVERYWHERE = {"413": "Request body too large", "422": "Invalid input: the field and the problem"}
 _WITH_TOKEN = {"401": "Missing, invalid or expired token", "403": "Not allowed", "429": "Too many failed sign-ins"}
 
@@ -69,7 +70,7 @@ def _with_common_errors(app: FastAPI) -> dict[str, Any]:
     for path, operations in schema.get("paths", {}).items():
         for operation in operations.values():
             responses = operation.setdefault("responses", {})
-            common = _EVERYWHERE | (_WITH_TOKEN if path.startswith("/v1/") else {})
+            common = _EVERYWHERE | (_WITH_TOKEN if path.startswith("/v1/") or path == "/metrics" else {})
             for status, description in common.items():
                 if status == "422" or status not in responses:
                     responses[status] = {

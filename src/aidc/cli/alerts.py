@@ -34,7 +34,7 @@ def alerts(
         return
     t = render.table("STATE", "ALERT", "SEVERITY", "ON", "SINCE", "VALUE", "SUMMARY")
     for a in found:
-        on = a.labels.get("node") or a.labels.get("Hostname") or a.labels.get("queue") or a.labels.get("job") or "-"
+        on = a.labels.get("node") or a.labels.get("Hostname") or a.labels.get("queue") or a.labels.get("job_id") or "-"
         if "gpu" in a.labels:
             on += f" gpu {a.labels['gpu']}"
         since = a.fired_at if a.state == "firing" else a.resolved_at if a.state == "resolved" else a.active_at

@@ -208,12 +208,17 @@ def queue_create(
     ] = None,
     timeshare: Annotated[TimeShare, typer.Option(help="Take turns on contended GPUs")] = TimeShare.NONE,
     quantum: Annotated[str | None, typer.Option(help="Time-sharing turn, e.g. 10m")] = None,
+    wait_slo: Annotated[
+        str | None, typer.Option(help="Objective for the p95 queueing time, e.g. 1h (alert QueueWaitOverSlo)")
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Create a queue, optionally with a quota, a cohort, limits and time-sharing."""
     fields: dict[str, Any] = {"name": name, "weight": weight, "cohort": cohort, "timeshare": timeshare, "team": team}
     if quantum is not None:
         fields["quantum"] = quantum
+    if wait_slo is not None:
+        fields["wait_slo"] = wait_slo
     if borrowing_limit_gpus is not None:
         fields["borrowing_limit"] = {"gpus": borrowing_limit_gpus}
     if lending_limit_gpus is not None:

@@ -68,7 +68,7 @@ def frame(client: AidcClient) -> Group:
                 "-" if power is None else f"{power:.0f} W", "-" if fb is None else f"{fb:.0f} MiB",
             )  # fmt: skip
         parts.append(gt)
-    job = {field: _latest(client, name, "job") for field, name in JOB_SERIES.items()}
+    job = {field: _latest(client, name, "job_id") for field, name in JOB_SERIES.items()}
     jt = render.table("JOB", "NAME", "USER", "QUEUE", "GPUS", "CPU", "MEMORY", "GPU UTIL", "RUNNING FOR")
     for j in running:
         key = str(j.id)

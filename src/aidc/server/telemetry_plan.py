@@ -78,16 +78,18 @@ def build_alerts(
     settings: Settings, store: Store, clock: Clock, guard: Guard, nodes: NodeService, telemetry: TelemetryService
 ) -> AlertService:
     groups = rule_groups(settings)
+    scheme = "https" if settings.tls_cert else "http"
+    external_url = f"{scheme}://{settings.host}:{settings.port}"
     notifier = None
     if settings.alert_webhook:
         config = NotifyConfig(
             group_wait=settings.alert_group_wait,
             group_interval=settings.alert_group_interval,
             repeat_interval=settings.alert_repeat_interval,
-            external_url=f"http://{settings.host}:{settings.port}",
+            external_url=external_url,
         )
         notifier = WebhookNotifier(settings.alert_webhook, config)
-    evaluator = RuleEvaluator(groups, telemetry.tsdb, default_interval=settings.alert_every)
+    evaluator = RuleEvaluator(groups, telemetry.tsdb, default_interval=settings.alert_every, external_url=external_url)
     return AlertService(
         store,
         clock,

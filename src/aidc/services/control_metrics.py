@@ -115,7 +115,7 @@ class ControlMetrics:
         pending_series: list[tuple[Mapping[str, str], float]] = []
         pending_gpu_series: list[tuple[Mapping[str, str], float]] = []
         for job in waiting[:MAX_PENDING_SERIES]:
-            labels = {"job": str(job.id), "queue": job.spec.queue, "user": job.user}
+            labels = {"job_id": str(job.id), "queue": job.spec.queue, "user": job.user}
             since = job.queued_at or job.submitted_at
             pending_series.append((labels, max(0.0, (now - since).total_seconds())))
             pending_gpu_series.append((labels, job.spec.resources.gpus * job.spec.num_nodes))

@@ -60,7 +60,7 @@ NVLINK_REPLAY_ERRORS = _gpu("NVLINK_REPLAY_ERROR_COUNT_TOTAL", "Total number of 
 NVLINK_RECOVERY_ERRORS = _gpu("NVLINK_RECOVERY_ERROR_COUNT_TOTAL", "Total number of NVLink recovery errors.", "counter")
 PCIE_REPLAY_COUNTER = _gpu("PCIE_REPLAY_COUNTER", "Total number of PCIe retries.", "counter")
 GPU_XID_EVENTS = SeriesName(
-    "aidc_gpu_xid_events_total", "counter", "XID errors seen by NVML, by XID.", (*GPU_LABELS, "xid")
+    "aidc_gpu_xid_events_total", "counter", "XID errors seen by NVML, by XID.", ("gpu", "UUID", "Hostname", "xid")
 )
 
 # ------------------------------------------------------------------------------------------- nodes (psutil)
@@ -87,7 +87,8 @@ NODE_TEMPERATURE = SeriesName(
 )
 
 # ------------------------------------------------------------------------------------- jobs (process trees)
-JOB_LABELS = ("job", "attempt", "node", "queue", "user")
+# `job_id`, not `job`: Prometheus sets `job` on every scraped series (the scrape job), and would rename ours.
+JOB_LABELS = ("job_id", "attempt", "node", "queue", "user")
 JOB_CPU = SeriesName("aidc_job_cpu_utilization_ratio", "gauge", "CPU cores busy in the job's process tree.", JOB_LABELS)
 JOB_MEMORY = SeriesName("aidc_job_memory_rss_bytes", "gauge", "Resident memory of the job's process tree.", JOB_LABELS)
 JOB_PROCESSES = SeriesName("aidc_job_processes", "gauge", "Processes in the job's tree.", JOB_LABELS)
@@ -108,10 +109,10 @@ QUEUE_WAIT_SLO = SeriesName(
 )
 JOBS = SeriesName("aidc_jobs", "gauge", "Jobs by state.", ("state",))
 JOB_PENDING_SECONDS = SeriesName(
-    "aidc_job_pending_seconds", "gauge", "How long a pending job has waited.", ("job", "queue", "user")
+    "aidc_job_pending_seconds", "gauge", "How long a pending job has waited.", ("job_id", "queue", "user")
 )
 JOB_PENDING_GPUS = SeriesName(
-    "aidc_job_pending_gpus", "gauge", "GPUs a pending job asks for.", ("job", "queue", "user")
+    "aidc_job_pending_gpus", "gauge", "GPUs a pending job asks for.", ("job_id", "queue", "user")
 )
 GPUS_TOTAL = SeriesName("aidc_gpus", "gauge", "GPUs on nodes that are not DOWN.")
 GPUS_ALLOCATED = SeriesName("aidc_gpus_allocated", "gauge", "GPUs allocated to running jobs.")

@@ -30,8 +30,8 @@ def _special(v: float) -> str | None:
 
 
 def format_value(v: float) -> str:
-    """Go's `fmt.Sprint(float64)` (%v): shortest round-trip digits, exponent form below 1e-4 or from 1e21...
-    in fact from 1e+06 (Go's %g with shortest precision switches at exponent 6)."""
+    """Go's `fmt.Sprint(float64)` (%v, what `{{ $value }}` prints): the shortest digits that read back the
+    same, in exponent form below 1e-4 and from 1e+06 (Go's %g with the shortest precision)."""
     special = _special(v)
     if special is not None:
         return special

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import promql_parser
 import pytest
 import yaml
 
@@ -30,8 +29,7 @@ from aidc.telemetry.alert import AlertState
 from aidc.telemetry.alerting import RuleEvaluator
 from aidc.telemetry.promql import compile_query
 from aidc.telemetry.rules import RuleGroup, default_rules, export_prometheus, load_rules
-from aidc.telemetry.series import NAME_LABEL, STALE, Labels
-from tests.unit.telemetry.memory_source import MemorySource
+from tests.unit.telemetry.memory_source import MemorySource, metric_text
 
 PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(
@@ -42,49 +40,6 @@ STEP = 60  # seconds between samples and between evaluations
 
 
 # ---------------------------------------------------------------------------------------------- harness
-def expand(values: str) -> list[float | None]:
-    """promtool's expanding notation: "1 2 _ stale", "40+1x60" (61 values), "5-1x3", "_x3" (None: no sample)."""
-    out: list[float | None] = []
-    for token in values.split():
-        if token == "_":
-            out.append(None)
-        elif token == "stale":
-            out.append(STALE)
-        elif token.startswith("_x"):
-            out.extend([None] * int(token[2:]))
-        elif "x" in token:
-            start_delta, count = token.split("x")
-            sign = "+" if "+" in start_delta[1:] else "-"
-            start, delta = start_delta.rsplit(sign, 1)
-            step = float(delta) if sign == "+" else -float(delta)
-            value = float(start)
-            out.append(value)
-            for _ in range(int(count)):
-                value += step  # accumulated, as promtool does (start + step * i can differ in the last bit)
-                out.append(value)
-        else:
-            out.append(float(token))
-    return out
-
-
-def series_identity(text: str) -> tuple[str, dict[str, str]]:
-    selector = promql_parser.parse(text)
-    assert isinstance(selector, promql_parser.VectorSelector)
-    assert selector.name
-    return selector.name, {m.name: m.value for m in selector.matchers.matchers}
-
-
-def metric_text(labels: Labels | dict[str, str]) -> str:
-    items = dict(labels)
-    name = items.pop(NAME_LABEL, "")
-    inner = ", ".join(f'{k}="{_escape(v)}"' for k, v in sorted(items.items()))
-    return f"{name}{{{inner}}}"
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
 @dataclass
 class Scenario:
     name: str
@@ -102,12 +57,7 @@ class Outcome:
 
 
 def source_for(scenario: Scenario) -> MemorySource:
-    source = MemorySource()
-    for text, values in scenario.series.items():
-        name, labels = series_identity(text)
-        points = [(float(i * STEP), v) for i, v in enumerate(expand(values)) if v is not None]
-        source.add(name, labels, points)
-    return source
+    return MemorySource.from_notation(scenario.series, step=STEP)
 
 
 def promtool_case(groups: Sequence[RuleGroup], scenario: Scenario) -> Outcome:
@@ -185,6 +135,7 @@ GPU_SCENARIO = Scenario(
         gpu("DCGM_FI_DEV_GPU_TEMP", 2): "86 86 86 60 86 86 86 86 86 86 86 86 86 86 86 86",  # a dip resets `for`
         gpu("DCGM_FI_DEV_XID_ERRORS", 0): "0 0 79 79 0+0x11",
         gpu("DCGM_FI_DEV_XID_ERRORS", 1): "0+0x15",
+        gpu("DCGM_FI_DEV_XID_ERRORS", 2): "0 0 13 13 0+0x11",  # the application's fault: no hardware alert
         gpu("DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", 0): "0+0x15",
         gpu("DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", 1): "0 0 0 2+0x12",
         gpu("DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS", 0): "0 0 0 0 1+0x11",
@@ -195,6 +146,7 @@ GPU_SCENARIO = Scenario(
     alerts={
         "GpuTemperatureHigh": [5 * STEP, 10 * STEP, 11 * STEP, 15 * STEP],
         "GpuXidError": [1 * STEP, 2 * STEP, 3 * STEP, 4 * STEP],
+        "GpuXidHardwareError": [1 * STEP, 2 * STEP, 3 * STEP, 4 * STEP],
         "GpuUncorrectableEccError": [2 * STEP, 3 * STEP, 5 * STEP],
         "GpuRowRemapFailure": [4 * STEP, 5 * STEP],
     },
@@ -219,14 +171,14 @@ SCHEDULING_SCENARIO = Scenario(
     "default pack: jobs and queues",
     series={
         # j1: 2 GPUs, waiting over an hour, 3 GPUs free: fires. j2: 8 GPUs, too many. j3: recent. j4: CPU only.
-        'aidc_job_pending_seconds{job="j1", queue="q1", user="ann"}': "3500+60x40",
-        'aidc_job_pending_gpus{job="j1", queue="q1", user="ann"}': "2+0x40",
-        'aidc_job_pending_seconds{job="j2", queue="q1", user="bob"}': "7200+60x40",
-        'aidc_job_pending_gpus{job="j2", queue="q1", user="bob"}': "8+0x40",
-        'aidc_job_pending_seconds{job="j3", queue="q2", user="cy"}': "60+60x40",
-        'aidc_job_pending_gpus{job="j3", queue="q2", user="cy"}': "1+0x40",
-        'aidc_job_pending_seconds{job="j4", queue="q2", user="cy"}': "9000+60x40",
-        'aidc_job_pending_gpus{job="j4", queue="q2", user="cy"}': "0+0x40",
+        'aidc_job_pending_seconds{job_id="j1", queue="q1", user="ann"}': "3500+60x40",
+        'aidc_job_pending_gpus{job_id="j1", queue="q1", user="ann"}': "2+0x40",
+        'aidc_job_pending_seconds{job_id="j2", queue="q1", user="bob"}': "7200+60x40",
+        'aidc_job_pending_gpus{job_id="j2", queue="q1", user="bob"}': "8+0x40",
+        'aidc_job_pending_seconds{job_id="j3", queue="q2", user="cy"}': "60+60x40",
+        'aidc_job_pending_gpus{job_id="j3", queue="q2", user="cy"}': "1+0x40",
+        'aidc_job_pending_seconds{job_id="j4", queue="q2", user="cy"}': "9000+60x40",
+        'aidc_job_pending_gpus{job_id="j4", queue="q2", user="cy"}': "0+0x40",
         'aidc_node_gpus_free{node="n1"}': "1+0x40",
         'aidc_node_gpus_free{node="n2"}': "2+0x40",
         # q1 (objective 10 min): most jobs wait 30-60 min. q2 (objective 1 h): jobs start within a minute.
@@ -240,9 +192,9 @@ SCHEDULING_SCENARIO = Scenario(
         'aidc_queue_wait_seconds_bucket{queue="q2", le="+Inf"}': "0+5x40",
         'aidc_queue_wait_slo_seconds{queue="q1"}': "600+0x40",
         'aidc_queue_wait_slo_seconds{queue="q2"}': "3600+0x40",
-        'aidc_job_gpu_utilization_percent{job="j5", attempt="1", node="n1", queue="q1", user="ann"}': "2+0x40",
-        'aidc_job_gpu_utilization_percent{job="j6", attempt="1", node="n2", queue="q1", user="bob"}': "95+0x40",
-        'aidc_job_gpu_utilization_percent{job="j7", attempt="2", node="n2", queue="q2", user="cy"}': "1 90 1+0x38",
+        'aidc_job_gpu_utilization_percent{job_id="j5", attempt="1", node="n1", queue="q1", user="ann"}': "2+0x40",
+        'aidc_job_gpu_utilization_percent{job_id="j6", attempt="1", node="n2", queue="q1", user="bob"}': "95+0x40",
+        'aidc_job_gpu_utilization_percent{job_id="j7", attempt="2", node="n2", queue="q2", user="cy"}': "1 90 1+0x38",
     },
     alerts={
         "JobPendingWithFreeCapacity": [0, 1 * STEP, 2 * STEP, 10 * STEP],
@@ -334,8 +286,8 @@ EXTRA_SCENARIO = Scenario(
         ("present_over_time(lost[3m30s])", 9 * STEP),
         ("stddev_over_time(node_temp[5m30s])", 10 * STEP),
         ("quantile_over_time(0.3, node_temp[5m30s])", 10 * STEP),
-        ("absent(nonexistent{job=\"x\", instance=~\"y\"})", 2 * STEP),
-        ("absent_over_time(up{node=\"n9\"}[2m30s])", 2 * STEP),
+        ('absent(nonexistent{job="x", instance=~"y"})', 2 * STEP),
+        ('absent_over_time(up{node="n9"}[2m30s])', 2 * STEP),
         ("up", 9 * STEP),
         ("node_temp offset 3m", 5 * STEP),
         ("node_temp - on(node) group_left min by (node) (node_temp)", 4 * STEP),
@@ -358,8 +310,8 @@ EXTRA_SCENARIO = Scenario(
         ("40 < node_temp", 6 * STEP),
         ("node_temp % 7 ^ 2", 6 * STEP),
         ("-node_temp / 3", 6 * STEP),
-        ("node_temp and on(node) node_info{rack=\"r2\"}", 6 * STEP),
-        ("node_temp unless on(node) node_info{rack=\"r2\"}", 6 * STEP),
+        ('node_temp and on(node) node_info{rack="r2"}', 6 * STEP),
+        ('node_temp unless on(node) node_info{rack="r2"}', 6 * STEP),
         ("abs(-node_temp) + ceil(node_temp / 7) + floor(node_temp / 7) + round(node_temp / 7, 0.5)", 6 * STEP),
         ("sqrt(node_temp) + ln(node_temp / node_temp)", 2 * STEP),  # (Go's exp and logs differ from C's in ulps)
         ("clamp(node_temp, 32, 40) + clamp_min(node_temp, 40) + clamp_max(node_temp, 31)", 4 * STEP),
@@ -383,13 +335,13 @@ def all_groups() -> list[RuleGroup]:
 @needs_promtool
 def test_prometheus_agrees_with_our_evaluator(tmp_path: Path) -> None:
     groups = all_groups()
-    outcomes = [promtool_case(groups, s) for s in (GPU_SCENARIO, NODE_SCENARIO, SCHEDULING_SCENARIO, EXTRA_SCENARIO)]
-    for scenario, outcome in zip((GPU_SCENARIO, NODE_SCENARIO, SCHEDULING_SCENARIO, EXTRA_SCENARIO), outcomes):
+    scenarios = (GPU_SCENARIO, NODE_SCENARIO, SCHEDULING_SCENARIO, EXTRA_SCENARIO)
+    outcomes = [promtool_case(groups, s) for s in scenarios]
+    for scenario, outcome in zip(scenarios, outcomes, strict=True):
         # Not vacuous: every scenario expects alerts to fire and others not to, and every rule is checked firing.
-        assert outcome.firing and outcome.quiet, scenario.name
-    checked_firing = {
-        case["alertname"] for o in outcomes for case in o.test["alert_rule_test"] if case["exp_alerts"]
-    }
+        assert outcome.firing, scenario.name
+        assert outcome.quiet, scenario.name
+    checked_firing = {case["alertname"] for o in outcomes for case in o.test["alert_rule_test"] if case["exp_alerts"]}
     assert checked_firing == {rule.name for group in groups for rule in group.rules}
     assert sum(o.samples for o in outcomes) > 50
     output = run_promtool(tmp_path, groups, [o.test for o in outcomes])
@@ -414,4 +366,4 @@ def test_promtool_accepts_the_exported_default_rules(tmp_path: Path) -> None:
     assert PROMTOOL is not None
     done = subprocess.run([PROMTOOL, "check", "rules", str(path)], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "SUCCESS: 9 rules found" in done.stdout
+    assert "SUCCESS: 10 rules found" in done.stdout

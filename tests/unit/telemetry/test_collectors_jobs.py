@@ -57,7 +57,7 @@ def values(families: list[Family], job: int = 7) -> dict[str, float]:
     out = {}
     for family in families:
         for labels, value in family.samples:
-            if labels["job"] == str(job):
+            if labels["job_id"] == str(job):
                 out[family.name] = value
     return out
 
@@ -98,7 +98,7 @@ def test_cpu_memory_and_processes_of_a_tree() -> None:
             assert family.type == "gauge"
             for labels, _ in family.samples:
                 assert dict(labels) == {
-                    "job": "7",
+                    "job_id": "7",
                     "attempt": "2",
                     "node": "node-1",
                     "queue": "research",
@@ -150,7 +150,7 @@ def test_vanished_and_finished_jobs_are_skipped_quietly() -> None:
         ]
         collector = JobCollector("n", lambda: attempts, gpu=None)
         families = collector.collect(0.0)
-        assert {labels["job"] for f in families for labels, _ in f.samples} == {"2"}
+        assert {labels["job_id"] for f in families for labels, _ in f.samples} == {"2"}
         root.kill()
         root.wait()
         assert collector.collect(1.0) == []

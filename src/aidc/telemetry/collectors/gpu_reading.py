@@ -164,7 +164,9 @@ def families_from_readings(
         if xid is not None:
             last_xid.append((gpu, float(xid)))
         for code, count in sorted(xid_state.counts(reading.uuid).items()):
-            events.append(({**gpu, "xid": str(code)}, float(count)))
+            # Our own series: snake_case labels only (promtool lints dcgm-exporter's camelCase modelName).
+            own = {k: v for k, v in gpu.items() if k in names.GPU_XID_EVENTS.labels}
+            events.append(({**own, "xid": str(code)}, float(count)))
     if last_xid:
         families.append(Family(names.XID_ERRORS.name, names.XID_ERRORS.help, names.XID_ERRORS.type, last_xid))
     if events:

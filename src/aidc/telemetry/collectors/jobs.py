@@ -199,7 +199,7 @@ class JobCollector:
             self._tracked.pop(key, None)
             return None
         labels = {
-            "job": str(attempt.job_id),
+            "job_id": str(attempt.job_id),
             "attempt": str(attempt.attempt),
             "node": self.node,
             "queue": attempt.queue,

@@ -131,16 +131,18 @@ class VectorBinary(VectorNode):
         self.signature = matching.signature()
         self.comparison = op in COMPARISON
         self.drop_name = not self.comparison or return_bool
-        self.on_labels = frozenset(matching.labels)
-        self.ignored = frozenset(matching.labels)
+        self.matching_labels = frozenset(matching.labels)
 
     def _result_labels(self, lhs: Labels, rhs: Labels) -> Labels:
         labels = drop_name(lhs) if self.drop_name else lhs
         m = self.matching
         if m.card == "one-to-one":
-            labels = keep_labels(labels, self.on_labels) if m.on else without_labels(labels, self.ignored)
-        for name in m.include:  # group_x(labels) copies these from the "one" side
-            labels = set_label(labels, name, dict(rhs).get(name, ""))
+            names = self.matching_labels
+            labels = keep_labels(labels, names) if m.on else without_labels(labels, names)
+        if m.include:  # group_x(labels) copies these from the "one" side
+            one = dict(rhs)
+            for name in m.include:
+                labels = set_label(labels, name, one.get(name, ""))
         return labels
 
     def eval(self, ctx: Context) -> Vector:

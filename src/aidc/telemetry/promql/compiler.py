@@ -291,7 +291,9 @@ _FUNCTIONS: dict[str, Callable[[list[Node], list[Any]], Node]] = {
     "timestamp": lambda a, ast: Timestamp(_vector(a[0], "timestamp")),
     "sort": lambda a, ast: Sort(_vector(a[0], "sort"), descending=False),
     "sort_desc": lambda a, ast: Sort(_vector(a[0], "sort_desc"), descending=True),
-    "histogram_quantile": lambda a, ast: HistogramQuantile(_scalar(a[0], "histogram_quantile"), _vector(a[1], "")),
+    "histogram_quantile": lambda a, ast: HistogramQuantile(
+        _scalar(a[0], "histogram_quantile"), _vector(a[1], "histogram_quantile")
+    ),
     "label_replace": _label_replace,
     "label_join": _label_join,
 }

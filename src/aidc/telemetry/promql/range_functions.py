@@ -169,7 +169,7 @@ def _deriv(points: Points, m: Matrix, args: tuple[float, ...]) -> float | None:
 def _predict_linear(points: Points, m: Matrix, args: tuple[float, ...]) -> float | None:
     if len(points) < 2:
         return None
-    slope, intercept = linear_regression(points, m.end)
+    slope, intercept = linear_regression(points, m.time)
     return slope * args[0] + intercept
 
 

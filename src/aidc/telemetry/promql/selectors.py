@@ -108,7 +108,7 @@ class MatrixSelectorNode(MatrixNode):
                 points = [p for p in points if not is_stale(p[1])]
             if points:
                 out.append(RangeSeries(series.labels, points))
-        return Matrix(out, start, end, self.range)
+        return Matrix(out, start, end, self.range, ctx.time)
 
 
 class SubqueryNode(MatrixNode):
@@ -131,4 +131,5 @@ class SubqueryNode(MatrixNode):
             for sample in self.inner.eval(ctx.at(t)):
                 found.setdefault(sample.labels, []).append((t, sample.value))
             k += 1
-        return Matrix([RangeSeries(labels, points) for labels, points in found.items()], start, end, self.range)
+        series = [RangeSeries(labels, points) for labels, points in found.items()]
+        return Matrix(series, start, end, self.range, ctx.time)

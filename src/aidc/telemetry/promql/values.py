@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import NamedTuple
 
 from aidc.telemetry.series import NAME_LABEL, Labels, SeriesSource
@@ -42,6 +43,7 @@ class Matrix:
     start: float
     end: float
     range: float  # end - start as written in the query (not recomputed: keeps rate() exact)
+    time: float  # the evaluation time (predict_linear predicts from it, whatever the offset)
 
 
 Vector = list[Sample]
@@ -157,7 +159,5 @@ def format_go_float(value: float) -> str:
     text = repr(value)
     if "e" not in text and "E" not in text:
         return text[:-2] if text.endswith(".0") else text
-    from decimal import Decimal
-
     formatted = format(Decimal(text), "f")
     return formatted.rstrip("0").rstrip(".") if "." in formatted else formatted
