@@ -52,6 +52,9 @@ bench: $(DEV_STAMP)
 	command -v hey >/dev/null || (apt-get update -qq && apt-get install -y -qq hey)
 	$(BIN)/python bench/submit.py
 	$(BIN)/python bench/sched_cycle.py
+	$(BIN)/python bench/telemetry.py
+	$(BIN)/python bench/rules.py
+	$(BIN)/python bench/tsdb.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -8,6 +8,7 @@ Pure: the caller gathers the facts (exit, log tail, XID seen) and applies the ve
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -24,9 +25,11 @@ class FaultKind(StrEnum):
 
 
 # What NCCL and PyTorch's watchdog print when a collective times out or the communicator breaks.
+# NCCL's own warning lines (the "NCCL WARN" prefix, not any line that mentions NCCL and a timeout, such as a
+# job printing its settings), the watchdog of torch.distributed, and NCCL's error codes.
 _NCCL = re.compile(
-    rb"(NCCL (WARN|INFO)?.*(timeout|timed out|Timeout))|Watchdog caught collective operation timeout"
-    rb"|ncclSystemError|ncclRemoteError|NCCL communicator was aborted|DistBackendError.*NCCL",
+    rb"NCCL WARN[^\n]*(?i:timeout|timed out)|Watchdog caught collective operation timeout"
+    rb"|ncclSystemError|ncclRemoteError|NCCL communicator was aborted|DistBackendError[^\n]*NCCL",
 )
 SIGKILL_EXIT = 128 + 9
 
@@ -86,16 +89,19 @@ def describe_lost(lost: timedelta, last_checkpoint: datetime | None, started_at:
     return f"lost {format_duration(lost.total_seconds())} of work (no checkpoint written in this attempt)"
 
 
-def after_fault(job: Job, kind: FaultKind, node: str, reason: str, now: datetime, previous: list[Attempt]) -> Job:
-    """The job once its latest attempt (on `node`) ended with transient fault `kind`: back in its queue at once,
-    the attempt counted as an interruption; or FAILED when an earlier attempt on another node ended the same
-    way (node loss excepted: a job does not make nodes disappear)."""
+def after_fault(
+    job: Job, kind: FaultKind, nodes: Sequence[str], reason: str, now: datetime, previous: list[Attempt]
+) -> Job:
+    """The job once its latest attempt (on `nodes`) ended with transient fault `kind`: back in its queue at once,
+    the attempt counted as an interruption; or FAILED when an earlier attempt on other nodes (none in common: a
+    shared node could be the faulty one) ended the same way. Node loss never fails a job: a job does not make
+    nodes disappear."""
     if job.state != JobState.RUNNING:
         return job
     if kind != FaultKind.NODE_LOST:
         for earlier in previous:
-            if kind_of(earlier) == kind and node not in earlier.nodes:
-                where = ", ".join(sorted({*earlier.nodes, node}))
+            if kind_of(earlier) == kind and not set(nodes) & set(earlier.nodes):
+                where = ", ".join(sorted({*earlier.nodes, *nodes}))
                 why = (
                     f"{kind.value} on two different nodes ({where}): the fault follows the job, not the hardware; "
                     f"last: {reason}"

@@ -395,13 +395,16 @@ class ControlLoop:
         return done
 
     def _evacuate(self, open_attempts: list[Attempt], active: Mapping[int, Job], now: datetime) -> bool:
-        """Running jobs on nodes that went DOWN end now, as interruptions (requeued, not counted); those on
-        drained or quarantined nodes are preempted gracefully (SIGTERM, grace, requeue)."""
+        """Running jobs on nodes that went DOWN end now, as interruptions (requeued, not counted), and so do jobs
+        already stopping there (a dead node will not report their exit); jobs on drained or quarantined nodes
+        are preempted gracefully (SIGTERM, grace, requeue)."""
         lost: list[AttemptExit] = []
         preempts: list[Preempt] = []
         for attempt in open_attempts:
             job = active.get(attempt.job_id)
-            if job is None or job.state != JobState.RUNNING or attempt.number != job.attempts_made:
+            if job is None or attempt.number != job.attempts_made:
+                continue
+            if job.state not in (JobState.RUNNING, JobState.PREEMPTED):
                 continue
             for name in attempt.nodes:
                 node = self._node_view.get(name)
@@ -416,16 +419,14 @@ class ControlLoop:
                         why = f"node {name} DOWN: {node.state_reason or 'heartbeat lost'}"
                         lost.append(AttemptExit(attempt.job_id, attempt.number, None, why, now))
                     break
-                if node.state in EVACUATED:
+                if node.state in EVACUATED and job.state == JobState.RUNNING:
                     why = f"node {name} {node.state.value.lower()}: {node.state_reason or 'by an operator'}"
                     preempts.append(Preempt(attempt.job_id, why, self._preempt_grace))
                     break
         self._record_exits(lost)
         return bool(lost) or self._preempt(preempts, now) > 0
 
-    def _facts(self, job: Job, attempt: Attempt, ended: AttemptExit) -> AttemptFacts:
-        key = (attempt.job_id, attempt.number)
-        node_lost = self._lost_on.pop(key, None)
+    def _facts(self, job: Job, attempt: Attempt, ended: AttemptExit, node_lost: str | None) -> AttemptFacts:
         if node_lost is not None or ended.exit_code == 0:
             return AttemptFacts(ended.exit_code, ended.reason, node_lost=node_lost)
         tail = b""
@@ -483,8 +484,9 @@ class ControlLoop:
                 if latest and job.state == JobState.PREEMPTED and ended.ended_at >= job.updated_at:
                     reason = preempted_attempt_reason(job.state_reason, ended.reason)
                 fault = None
+                node_lost = self._lost_on.pop((ended.job_id, ended.attempt), None)
                 if latest and job.state == JobState.RUNNING:
-                    fault = classify(self._facts(job, attempt, ended))
+                    fault = classify(self._facts(job, attempt, ended, node_lost))
                 if fault is not None:
                     reason = tagged(fault, self._with_lost_work(job, attempt, ended, fault))
                 closed = attempt.model_copy(
@@ -494,8 +496,7 @@ class ControlLoop:
                 updated = job
                 if latest and fault is not None:
                     earlier = [a for a in uow.jobs.attempts(job.id) if a.number != attempt.number]
-                    node = attempt.nodes[0] if attempt.nodes else ""
-                    updated = after_fault(job, fault, node, reason.split(": ", 1)[1], ended.ended_at, earlier)
+                    updated = after_fault(job, fault, attempt.nodes, reason.split(": ", 1)[1], ended.ended_at, earlier)
                     uow.jobs.save(updated)
                 elif latest:
                     updated = after_attempt(job, ended.exit_code, ended.reason, ended.ended_at, self._retry)

@@ -47,6 +47,9 @@ class Node(BaseModel):
     last_seen: datetime | None = None
     state_reason: str | None = None
     state_since: datetime | None = None
+    held_state: NodeState | None = None  # while DOWN: the state to return to when the heartbeat does
+    held_reason: str | None = None
+    incidents_since: datetime | None = None  # the lemon count starts here (set when a quarantine is lifted)
 
     @property
     def gpu_models(self) -> set[str]:

@@ -100,7 +100,8 @@ class AlertService:
         for alert in newly_firing:
             log.warning("alert firing: %s %s", alert.name, dict(alert.labels))
             self._act(alert)
-        severities = Counter(a.labels.get("severity", "none") for a in alerts if a.state == AlertState.FIRING)
+        severities = Counter({"critical": 0, "warning": 0, "info": 0})  # 0, not absent, when none fire
+        severities.update(a.labels.get("severity", "none") for a in alerts if a.state == AlertState.FIRING)
         self._control.alerts_firing(severities)
         if self._notifier is not None:
             self._notifier.update(alerts, now)
@@ -133,6 +134,8 @@ class AlertService:
             self._nodes.act(None, node, action, reason, actor=f"alert:{alert.name}")
         except (NotFound, Conflict) as exc:
             log.warning("alert %s could not %s node %s: %s", alert.name, action.value, node, exc)
+        except Exception:  # e.g. the database refused it: the other alerts' actions must still happen
+            log.exception("alert %s could not %s node %s", alert.name, action.value, node)
 
     def start(self) -> None:
         if self._notifier is not None:

@@ -50,6 +50,8 @@ _TRANSITIONS: dict[NodeAction, tuple[frozenset[NodeState], NodeState]] = {
     NodeAction.UNHEALTHY: (frozenset({NodeState.UP, NodeState.CORDONED}), NodeState.UNHEALTHY),
 }
 
+INCIDENT_KIND_MAX = 63  # the column's width
+
 # Nodes in these states are emptied by the control loop: their running jobs are requeued gracefully.
 EVACUATED = frozenset({NodeState.DRAINED, NodeState.QUARANTINED})
 
@@ -60,6 +62,19 @@ class LemonPolicy:
 
     incidents: int = 3
     window: float = 24 * 3600.0
+
+
+def _kept(old: Node) -> dict[str, object]:
+    """What a report from an engine or a discovery does not change: the state set by an operator, a rule or
+    the heartbeat watch, and the lemon count's start."""
+    return {
+        "state": old.state,
+        "state_reason": old.state_reason,
+        "state_since": old.state_since,
+        "held_state": old.held_state,
+        "held_reason": old.held_reason,
+        "incidents_since": old.incidents_since,
+    }
 
 
 class NodeService:
@@ -82,19 +97,21 @@ class NodeService:
     def register(self, nodes: Iterable[Node]) -> None:
         """Insert or refresh nodes (discovery at start, a cluster file). No permission check: called by the
         control plane itself, never on behalf of a user. A node an operator or a rule took out of service
-        stays out whatever its engine reports; a DOWN node reported again with a fresh `last_seen` is back."""
+        stays out whatever its engine reports; a DOWN node reported with a `last_seen` newer than its last
+        heartbeat is back, in the state it held before."""
         with self._store.unit_of_work() as uow:
             stored = {n.name: n for n in uow.nodes.list()}
             for reported in nodes:
                 node = reported
                 old = stored.get(node.name)
                 if old is not None and old.state != NodeState.UP and node.state == NodeState.UP:
-                    if old.state == NodeState.DOWN and node.last_seen is not None:
-                        self._back_up(uow, old)
-                        node = node.model_copy(update={"state_since": self._clock.now()})
+                    fresh = node.last_seen is not None and (old.last_seen is None or node.last_seen > old.last_seen)
+                    if old.state == NodeState.DOWN and fresh:
+                        node = node.model_copy(update=self._back_up(uow, old))
                     else:
-                        keep = {"state": old.state, "state_reason": old.state_reason, "state_since": old.state_since}
-                        node = node.model_copy(update=keep)
+                        node = node.model_copy(update=_kept(old))
+                elif old is not None:
+                    node = node.model_copy(update={"incidents_since": old.incidents_since})
                 uow.nodes.upsert(node)
             uow.commit()
 
@@ -110,16 +127,25 @@ class NodeService:
                 raise NotFound("node", name)
             update: dict[str, object] = {"last_seen": now}
             if node.state == NodeState.DOWN:
-                self._back_up(uow, node)
-                update |= {"state": NodeState.UP, "state_reason": None, "state_since": now}
+                update |= self._back_up(uow, node)
             node = node.model_copy(update=update)
             uow.nodes.upsert(node)
             uow.commit()
         return node
 
-    def _back_up(self, uow: UnitOfWork, node: Node) -> None:
-        log.info("node %s is back: its heartbeat returned", node.name)
-        self._audit.append(uow, self._audit.entry(None, "node.up", f"node/{node.name}", detail={"was": "DOWN"}))
+    def _back_up(self, uow: UnitOfWork, node: Node) -> dict[str, object]:
+        """A DOWN node heard from again: back to the state it held (a drained node stays drained), audited."""
+        state = node.held_state or NodeState.UP
+        log.info("node %s is back (%s): its heartbeat returned", node.name, state.value)
+        detail = {"was": "DOWN", "now": state.value}
+        self._audit.append(uow, self._audit.entry(None, "node.up", f"node/{node.name}", detail=detail))
+        return {
+            "state": state,
+            "state_reason": node.held_reason if node.held_state else None,
+            "state_since": self._clock.now(),
+            "held_state": None,
+            "held_reason": None,
+        }
 
     def mark_down(self, name: str, reason: str) -> Node | None:
         """The node's heartbeats stopped: DOWN (the control loop requeues its jobs), an incident recorded."""
@@ -128,7 +154,16 @@ class NodeService:
             node = uow.nodes.get(name)
             if node is None or node.state == NodeState.DOWN:
                 return None
-            node = node.model_copy(update={"state": NodeState.DOWN, "state_reason": reason, "state_since": now})
+            held = (node.state, node.state_reason) if node.state != NodeState.UP else (None, None)
+            node = node.model_copy(
+                update={
+                    "state": NodeState.DOWN,
+                    "state_reason": reason,
+                    "state_since": now,
+                    "held_state": held[0],
+                    "held_reason": held[1],
+                }
+            )
             uow.nodes.upsert(node)
             self._audit.append(uow, self._audit.entry(None, "node.down", f"node/{name}", detail={"reason": reason}))
             uow.incidents.add(NodeIncident(name, now, "heartbeat-lost", reason))
@@ -170,8 +205,11 @@ class NodeService:
             self._audit.append(
                 uow, self._audit.entry(principal, f"node.{action.value}", f"node/{name}", detail=detail, actor=actor)
             )
+            if previous == NodeState.QUARANTINED and target == NodeState.UP:
+                node = node.model_copy(update={"incidents_since": now})  # repaired: count from here
+                uow.nodes.upsert(node)
             if principal is None and target != NodeState.UP:
-                uow.incidents.add(NodeIncident(name, now, f"alert:{actor}" if actor else action.value, why))
+                uow.incidents.add(NodeIncident(name, now, (actor or action.value)[:INCIDENT_KIND_MAX], why))
                 node = self._check_lemon(uow, node) or node
             uow.commit()
         log.info("node %s: %s (%s)", name, target.value, why)
@@ -183,22 +221,30 @@ class NodeService:
             node = uow.nodes.get(name)
             if node is None:
                 return None
-            uow.incidents.add(NodeIncident(name, self._clock.now(), kind, detail))
+            uow.incidents.add(NodeIncident(name, self._clock.now(), kind[:INCIDENT_KIND_MAX], detail))
             quarantined = self._check_lemon(uow, node)
             uow.commit()
         return quarantined
 
     def _check_lemon(self, uow: UnitOfWork, node: Node) -> Node | None:
-        if node.state == NodeState.QUARANTINED:
+        """Quarantine the node if it is a lemon. A DOWN node stays DOWN (its jobs are lost, not stopping) and
+        comes back QUARANTINED."""
+        if NodeState.QUARANTINED in (node.state, node.held_state):
             return None
         now = self._clock.now()
-        recent = uow.incidents.list(node.name, since=now - timedelta(seconds=self._lemon.window))
+        since = now - timedelta(seconds=self._lemon.window)
+        if node.incidents_since is not None and node.incidents_since > since:
+            since = node.incidents_since
+        recent = uow.incidents.list(node.name, since=since)
         if len(recent) < self._lemon.incidents:
             return None
         kinds = ", ".join(sorted({i.kind for i in recent}))
         hours = self._lemon.window / 3600
         why = f"quarantined: {len(recent)} incidents in {hours:g}h ({kinds}); resume it after repair"
-        node = node.model_copy(update={"state": NodeState.QUARANTINED, "state_reason": why, "state_since": now})
+        if node.state == NodeState.DOWN:
+            node = node.model_copy(update={"held_state": NodeState.QUARANTINED, "held_reason": why})
+        else:
+            node = node.model_copy(update={"state": NodeState.QUARANTINED, "state_reason": why, "state_since": now})
         uow.nodes.upsert(node)
         self._audit.append(uow, self._audit.entry(None, "node.quarantine", f"node/{node.name}", detail={"reason": why}))
         log.warning("node %s %s", node.name, why)

@@ -4,6 +4,7 @@ persisted history, serve /metrics and metric queries, and answer the control loo
 from __future__ import annotations
 
 import logging
+import math
 import re
 import threading
 import time
@@ -199,7 +200,9 @@ class TelemetryService:
     # ------------------------------------------------------------------ the control loop's questions
 
     def xid_seen(self, attempt: Attempt, nodes: Mapping[str, Node], start: datetime, end: datetime) -> bool:
-        """Was there an XID error on one of the attempt's GPUs while it ran? (DCGM_FI_DEV_XID_ERRORS > 0)"""
+        """Was there an XID error on one of the attempt's GPUs while it ran? The XID counter
+        (aidc_gpu_xid_events_total) went up between the attempt's start and its end (plus a collection
+        interval): the last-XID gauge would also show an XID left by the job before."""
         t0, t1 = start.timestamp(), end.timestamp()
         for node_name, held in zip(attempt.nodes, attempt.gpus, strict=False):
             node = nodes.get(node_name)
@@ -207,10 +210,13 @@ class TelemetryService:
             if not uuids:
                 continue
             selector = [
-                Matcher(NAME_LABEL, "=", names.XID_ERRORS.name),
+                Matcher(NAME_LABEL, "=", names.GPU_XID_EVENTS.name),
                 Matcher("UUID", "=~", "|".join(re.escape(u) for u in sorted(uuids))),
             ]
-            for series in self.tsdb.select(selector, t0, t1 + 30):  # the collector reports within its interval
-                if any(v > 0 for _, v in series.points):
+            for series in self.tsdb.select(selector, t0 - 3600, t1 + 30):  # reported within an interval
+                before = [v for t, v in series.points if t <= t0 and not math.isnan(v)]
+                during = [v for t, v in series.points if t0 < t and not math.isnan(v)]
+                baseline = before[-1] if before else 0.0  # a counter first seen during the attempt started at 0
+                if during and max(during) > baseline:
                     return True
         return False

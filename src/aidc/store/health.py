@@ -19,7 +19,7 @@ class SqlIncidentRepository:
     def add(self, incident: NodeIncident) -> None:
         self._conn.execute(
             insert(node_incidents).values(
-                node=incident.node, at=incident.at, kind=incident.kind, detail=incident.detail
+                node=incident.node, at=incident.at, kind=incident.kind[:63], detail=incident.detail
             )
         )
 
@@ -45,9 +45,9 @@ class SqlAlertEventRepository:
                 {
                     "at": e.at,
                     "fingerprint": e.fingerprint,
-                    "alertname": e.alertname,
+                    "alertname": e.alertname[:253],  # the columns' widths: rule files allow longer
                     "state": e.state,
-                    "severity": e.severity,
+                    "severity": e.severity[:32],
                     "labels": json.dumps(dict(e.labels), sort_keys=True),
                     "annotations": json.dumps(dict(e.annotations), sort_keys=True),
                     "value": e.value,

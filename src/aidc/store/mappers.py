@@ -219,6 +219,9 @@ def node_values(node: Node) -> dict[str, Any]:
         "last_seen": node.last_seen,
         "state_reason": node.state_reason,
         "state_since": node.state_since,
+        "held_state": node.held_state.value if node.held_state is not None else None,
+        "held_reason": node.held_reason,
+        "incidents_since": node.incidents_since,
     }
 
 
@@ -235,4 +238,7 @@ def node_from_row(row: Row[Any]) -> Node:
         last_seen=row.last_seen,
         state_reason=row.state_reason,
         state_since=row.state_since,
+        held_state=NodeState(row.held_state) if row.held_state else None,
+        held_reason=row.held_reason,
+        incidents_since=row.incidents_since,
     )

@@ -111,6 +111,10 @@ nodes = Table(
     Column("last_seen", UtcDateTime),
     Column("state_reason", Text),  # why the node is not UP (who cordoned it, which alert drained it)
     Column("state_since", UtcDateTime),
+    # While DOWN: the state (and its reason) an operator or a rule had set, restored when the heartbeat returns.
+    Column("held_state", String(16)),
+    Column("held_reason", Text),
+    Column("incidents_since", UtcDateTime),  # incidents before this (an operator's resume) no longer count
 )
 
 users = Table(

@@ -18,7 +18,7 @@ import re
 import threading
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -49,12 +49,19 @@ class _Series:
         self.alive = True  # False once swept out: per-source caches must not append to it again
 
 
+# A source's last report, family by family (name, then a copy of each sample's labels and its series): a
+# collector reports the same series in the same order each time, so the next ingest finds each series by
+# position and one dict comparison, without sorting labels or hashing them. Also what goes stale when missing.
+_Layout = list[tuple[str, list[tuple[Mapping[str, str], _Series]]]]
+
+
 @dataclass(slots=True)
 class _Source:
-    gen: int
-    # What the source reported at its last ingest, keyed as its samples arrive (name, label items) so the
-    # next ingest finds each series without sorting labels; also the set that goes stale when not reported.
-    series: dict[tuple[str, tuple[tuple[str, str], ...]], _Series]
+    gen: int  # the ingest that stored `layout`
+    layout: _Layout
+
+    def series(self) -> Iterator[_Series]:
+        return (series for _, entries in self.layout for _, series in entries)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,21 +114,26 @@ class MemoryTSDB:
             self._gen += 1
             gen = self._gen
             state = self._sources.get(source)
-            previous = state.series if state is not None else {}
-            current: dict[tuple[str, tuple[tuple[str, str], ...]], _Series] = {}
             cap = self.max_points_per_series
+            layout: _Layout = []
+            earlier = iter(state.layout if state is not None else ())
             for family in families:
                 if family.type == "histogram":
                     continue
                 name = family.name
-                for sample_labels, value in family.samples:
-                    key = (name, tuple(sample_labels.items()))
-                    series = previous.get(key)
-                    if series is None or not series.alive:
-                        series = self._find_or_create(name, labels_of(name, sample_labels), now)
-                        if series is None:
+                cached = next(earlier, None)
+                hits = cached[1] if cached is not None and cached[0] == name else []
+                entries: list[tuple[Mapping[str, str], _Series]] = []
+                for j, (sample_labels, value) in enumerate(family.samples):
+                    if j < len(hits) and hits[j][0] == sample_labels and hits[j][1].alive:
+                        entry = hits[j]
+                    else:  # new, moved or swept out: look it up by its sorted labels
+                        found = self._find_or_create(name, labels_of(name, sample_labels), now)
+                        if found is None:
                             continue
-                    current[key] = series
+                        entry = (dict(sample_labels), found)
+                    entries.append(entry)
+                    series = entry[1]
                     ts = series.ts
                     if ts and now <= ts[-1]:
                         self.dropped_samples += 1
@@ -129,21 +141,22 @@ class MemoryTSDB:
                     if len(ts) >= cap:
                         self._trim_oldest(series)
                     ts.append(now)
-                    series.vs.append(value)  # array("d") converts ints and numpy floats itself
+                    series.vs.append(value)
                     series.gen = gen
+                layout.append((name, entries))
             if state is not None:
-                for series in previous.values():
+                for series in state.series():
                     # Reported by nobody since this source's previous ingest (another source may own it now).
                     if series.gen <= state.gen and series.alive:
                         self._mark_stale(series, now)
-            self._sources[source] = _Source(gen, current)
+            self._sources[source] = _Source(gen, layout)
 
     def forget_source(self, now: float, source: str) -> None:
         """Ends every series `source` reported last (a node left): they get a staleness marker at `now`."""
         with self._lock:
             state = self._sources.pop(source, None)
             if state is not None:
-                for series in state.series.values():
+                for series in state.series():
                     if series.gen <= state.gen and series.alive:
                         self._mark_stale(series, now)
 

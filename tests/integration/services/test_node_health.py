@@ -199,7 +199,7 @@ def test_a_heartbeat_brings_a_down_node_back_up(store: SqlStore, clock: FakeCloc
         "node.up",
         "aidc",
         "node/n1",
-        {"was": "DOWN"},
+        {"was": "DOWN", "now": "UP"},
     )
 
 
@@ -313,7 +313,11 @@ def test_a_heartbeat_lost_on_a_node_with_past_incidents_counts_towards_quarantin
     clock.advance(60)
     nodes.mark_down("n1", "no heartbeat")
     assert incident_kinds(store, "n1") == ["job:gpu-xid", "heartbeat-lost"]
-    assert "2 incidents in 1h (heartbeat-lost, job:gpu-xid)" in (get(store, "n1").state_reason or "")
+    lost = get(store, "n1")  # still DOWN (its jobs are lost, not stopping): QUARANTINED when it comes back
+    assert (lost.state, lost.held_state) == (NodeState.DOWN, NodeState.QUARANTINED)
+    assert "2 incidents in 1h (heartbeat-lost, job:gpu-xid)" in (lost.held_reason or "")
+    nodes.heartbeat(None, "n1")
+    assert get(store, "n1").state == NodeState.QUARANTINED
 
 
 # ------------------------------------------------------------------------- the heartbeat watch
@@ -351,12 +355,6 @@ def test_the_watch_marks_down_only_agents_silent_longer_than_the_timeout(store: 
     assert get(store, "silent").state == S
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: HeartbeatWatch.check re-marks a silent QUARANTINED node on every check: mark_down moves it "
-    "QUARANTINED -> DOWN, adds a heartbeat-lost incident, and _check_lemon quarantines it again, so each check "
-    "(every second) adds an incident and two audit records (node.down, node.quarantine) for as long as it is silent",
-)
 def test_a_silent_quarantined_node_is_not_marked_down_again_on_every_check(store: SqlStore, clock: FakeClock) -> None:
     put(store, node("lemon"))
     nodes = service(store, clock, LemonPolicy(incidents=2, window=86400))
@@ -373,12 +371,6 @@ def test_a_silent_quarantined_node_is_not_marked_down_again_on_every_check(store
     assert (len(incident_kinds(store, "lemon")), len(audit(store))) == after_first
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (design gap): NodeService.mark_down replaces an operator's DRAINED state by DOWN, and heartbeat() "
-    "then brings the node back UP, so a node drained for maintenance takes new work as soon as it reboots, "
-    "although register() is careful to keep an operator's state",
-)
 def test_a_drained_node_that_reboots_stays_drained(store: SqlStore, clock: FakeClock) -> None:
     put(store, node("n1"))
     nodes = service(store, clock)

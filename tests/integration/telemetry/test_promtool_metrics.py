@@ -61,7 +61,7 @@ def _readings(count: int) -> list[GpuReading]:
             nvlink_recovery_errors=0,
             pcie_replay=0,
             processes=(),
-        )  # fmt: skip
+        )
         for i in range(count)
     ]
 

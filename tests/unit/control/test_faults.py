@@ -129,7 +129,7 @@ def _running(max_retries: int = 0, attempts: int = 1, interruptions: int = 0) ->
 
 
 def test_a_transient_fault_requeues_the_job_at_once_as_an_interruption() -> None:
-    job = after_fault(_running(), FaultKind.NCCL_TIMEOUT, "node-a", "exit code 1", LATER, [])
+    job = after_fault(_running(), FaultKind.NCCL_TIMEOUT, ("node-a",), "exit code 1", LATER, [])
     assert job.state == JobState.PENDING
     assert (job.interruptions, job.attempts_made, job.preemptions) == (1, 1, 0)
     assert job.not_before is None
@@ -139,14 +139,14 @@ def test_a_transient_fault_requeues_the_job_at_once_as_an_interruption() -> None
 
 def test_interruptions_add_up_over_attempts() -> None:
     earlier = [_attempt(1, ("node-a",), "gpu-xid: exit code 1")]
-    job = after_fault(_running(attempts=2, interruptions=1), FaultKind.GPU_XID, "node-a", "x", LATER, earlier)
+    job = after_fault(_running(attempts=2, interruptions=1), FaultKind.GPU_XID, ("node-a",), "x", LATER, earlier)
     assert (job.state, job.interruptions) == (JobState.PENDING, 2)
 
 
 def test_the_same_fault_on_another_node_fails_the_job_naming_both_nodes() -> None:
     earlier = [_attempt(1, ("node-b",), "nccl-timeout: exit code 1; lost 10m of work")]
     job = after_fault(
-        _running(max_retries=5, attempts=2), FaultKind.NCCL_TIMEOUT, "node-a", "exit code 6", LATER, earlier
+        _running(max_retries=5, attempts=2), FaultKind.NCCL_TIMEOUT, ("node-a",), "exit code 6", LATER, earlier
     )
     assert job.state == JobState.FAILED
     assert job.ended_at == LATER
@@ -158,13 +158,13 @@ def test_the_same_fault_on_another_node_fails_the_job_naming_both_nodes() -> Non
 
 def test_the_same_fault_again_on_the_same_node_requeues_it() -> None:
     earlier = [_attempt(1, ("node-a",), "nccl-timeout: exit code 1")]
-    job = after_fault(_running(attempts=2), FaultKind.NCCL_TIMEOUT, "node-a", "exit code 1", LATER, earlier)
+    job = after_fault(_running(attempts=2), FaultKind.NCCL_TIMEOUT, ("node-a",), "exit code 1", LATER, earlier)
     assert (job.state, job.interruptions) == (JobState.PENDING, 1)
 
 
 def test_another_kind_of_fault_on_another_node_requeues_it() -> None:
     earlier = [_attempt(1, ("node-b",), "oom-killed: killed by SIGKILL"), _attempt(2, ("node-c",), "exit code 1")]
-    job = after_fault(_running(attempts=3), FaultKind.NCCL_TIMEOUT, "node-a", "exit code 1", LATER, earlier)
+    job = after_fault(_running(attempts=3), FaultKind.NCCL_TIMEOUT, ("node-a",), "exit code 1", LATER, earlier)
     assert job.state == JobState.PENDING
 
 
@@ -173,13 +173,13 @@ def test_losing_nodes_never_fails_the_job() -> None:
         _attempt(1, ("node-b",), "node-lost: node node-b DOWN"),
         _attempt(2, ("node-c",), "node-lost: node node-c DOWN"),
     ]
-    job = after_fault(_running(attempts=3, interruptions=2), FaultKind.NODE_LOST, "node-a", "DOWN", LATER, earlier)
+    job = after_fault(_running(attempts=3, interruptions=2), FaultKind.NODE_LOST, ("node-a",), "DOWN", LATER, earlier)
     assert (job.state, job.interruptions) == (JobState.PENDING, 3)
 
 
 def test_a_job_no_longer_running_is_left_as_it_is() -> None:
     cancelled = _running().transition(JobState.CANCELLED, LATER, "cancelled by alice")
-    assert after_fault(cancelled, FaultKind.NCCL_TIMEOUT, "node-a", "exit code 1", LATER, []) is cancelled
+    assert after_fault(cancelled, FaultKind.NCCL_TIMEOUT, ("node-a",), "exit code 1", LATER, []) is cancelled
 
 
 # ------------------------------------------------------------------------- lost work

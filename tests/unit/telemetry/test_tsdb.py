@@ -94,6 +94,22 @@ def test_staleness_is_per_source_and_a_series_taken_over_by_another_source_stays
     tsdb.forget_source(46.0, "never-seen")
 
 
+def test_samples_find_their_series_whatever_the_order_and_a_label_dict_changed_in_place() -> None:
+    tsdb = MemoryTSDB()
+    reused = {"gpu": "0", "Hostname": "node-1"}
+    tsdb.ingest(1.0, [gauge(UTIL, (reused, 1.0), ({"gpu": "1", "Hostname": "node-1"}, 2.0)), gpus(TEMP, [9.0])], "n")
+    tsdb.ingest(2.0, [gpus(TEMP, [9.5]), gauge(UTIL, ({"Hostname": "node-1", "gpu": "1"}, 4.0), (reused, 3.0))], "n")
+    reused["gpu"] = "7"  # the collector reuses its dict for another GPU: a different series
+    tsdb.ingest(3.0, [gauge(UTIL, (reused, 5.0))], "n")
+    assert [(s.labels, [v for _, v in s.points if not is_stale(v)]) for s in tsdb.select([by_name(UTIL)], 0, 9)] == [
+        (util("0"), [1.0, 3.0]),
+        (util("1"), [2.0, 4.0]),
+        (util("7"), [5.0]),
+    ]
+    assert [labels for labels, _ in tsdb.latest(UTIL, [])] == [util("7")]  # 0 and 1 went stale at 3
+    assert tsdb.latest(TEMP, []) == []
+
+
 def test_points_older_than_the_retention_are_swept_and_empty_series_removed() -> None:
     tsdb = MemoryTSDB(retention=160.0)  # sweeps every 10 s of ingest time
     for t in range(0, 400, 5):

@@ -22,6 +22,9 @@ def upgrade() -> None:
     with op.batch_alter_table("nodes", schema=None) as batch_op:
         batch_op.add_column(sa.Column("state_reason", sa.Text(), nullable=True))
         batch_op.add_column(sa.Column("state_since", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("held_state", sa.String(16), nullable=True))
+        batch_op.add_column(sa.Column("held_reason", sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column("incidents_since", sa.DateTime(timezone=True), nullable=True))
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.add_column(sa.Column("interruptions", sa.Integer(), server_default="0", nullable=False))
     op.create_table(
@@ -73,5 +76,8 @@ def downgrade() -> None:
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.drop_column("interruptions")
     with op.batch_alter_table("nodes", schema=None) as batch_op:
+        batch_op.drop_column("incidents_since")
+        batch_op.drop_column("held_reason")
+        batch_op.drop_column("held_state")
         batch_op.drop_column("state_since")
         batch_op.drop_column("state_reason")
