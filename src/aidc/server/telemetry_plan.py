@@ -53,7 +53,8 @@ def build_telemetry(
         collectors.append(gpu)
     collectors.append(JobCollector(host, running, gpu, settings.metrics_interval))
     anomaly = AnomalyMonitor()  # GPU series only: without GPUs (here and at every agent) it stays idle
-    tsdb = MemoryTSDB()
+    # Two hours in memory (rules look back at most an hour); minute summaries go to the store for longer.
+    tsdb = MemoryTSDB(retention=2 * 3600.0)
     service = TelemetryService(
         store,
         clock,
