@@ -97,3 +97,27 @@ def test_a_node_whose_agent_dies_goes_down_and_its_job_resumes_elsewhere(
             agent.kill()
         server.stop()
         server.reap_jobs()
+
+
+def test_drain_requeues_the_running_job_gracefully_and_resume_lets_it_run_again(server: AidcServer) -> None:
+    host = next(iter(_nodes(server)))
+    workdir = server.data_dir.parent / "work"
+    workdir.mkdir()
+    job_id = server.submit(
+        "name: napper\nrun: trap 'echo got SIGTERM; exit 0' TERM; sleep 60 & wait\n"
+        "resources: {cpus: 0.1, memory: 10MB}\n",
+        workdir,
+    )
+    server.wait_state(job_id, "RUNNING")
+    drained = server.cli("node", "drain", host, "--reason", "swap a fan")
+    assert drained.code == 0, drained.stderr
+    assert drained.stdout.strip() == f"node {host}: DRAINED (swap a fan)"
+    job = server.wait_state(job_id, "PENDING", timeout=30)  # stopped gracefully and back in its queue
+    assert job["preemptions"] == 1
+    assert job["attempts"][0]["reason"].startswith(f"preempted: node {host} drained: swap a fan")
+    assert "got SIGTERM" in server.cli("logs", str(job_id), "--attempt", "1").stdout
+    assert server.cli("node", "resume", host).code == 0
+    server.wait_state(job_id, "RUNNING", timeout=30)
+    audit = server.cli("audit", "list", "--action", "node.", "--json").json()
+    assert [(r["action"], r["actor"]) for r in audit] == [("node.drain", "admin"), ("node.resume", "admin")]
+    assert server.cli("cancel", str(job_id)).code == 0

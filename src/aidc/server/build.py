@@ -121,6 +121,7 @@ def build(settings: Settings) -> ControlPlane:
             preempted=control_metrics.preempted,
         ),
     )
+    nodes.on_change = loop.wake
     queues = QueueService(
         store,
         clock,

@@ -176,10 +176,6 @@ class AlertService:
         with self._store.unit_of_work(read_only=True) as uow:
             return uow.alerts.list(since, limit)
 
-    def rules(self, principal: Principal) -> list[RuleGroup]:
-        self._guard.check(principal, Action.NODE_READ, target="alerts")
-        return list(self._groups)
-
     def export(self, principal: Principal) -> str:
         """The rules as a Prometheus rule file (`promtool check rules` accepts it)."""
         self._guard.check(principal, Action.NODE_READ, target="alerts")

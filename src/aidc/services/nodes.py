@@ -4,7 +4,7 @@ heartbeats; cordon, drain, mark unhealthy and their reversal; node incidents and
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -93,6 +93,12 @@ class NodeService:
         self._audit = audit
         self._clock = clock
         self._lemon = lemon or LemonPolicy()
+        # Told when a node's state changes (the control loop's wake): capacity came or went, jobs may need moving.
+        self.on_change: Callable[[], None] | None = None
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     def register(self, nodes: Iterable[Node]) -> None:
         """Insert or refresh nodes (discovery at start, a cluster file). No permission check: called by the
@@ -126,11 +132,14 @@ class NodeService:
             if node is None:
                 raise NotFound("node", name)
             update: dict[str, object] = {"last_seen": now}
-            if node.state == NodeState.DOWN:
+            came_back = node.state == NodeState.DOWN
+            if came_back:
                 update |= self._back_up(uow, node)
             node = node.model_copy(update=update)
             uow.nodes.upsert(node)
             uow.commit()
+        if came_back:
+            self._changed()
         return node
 
     def _back_up(self, uow: UnitOfWork, node: Node) -> dict[str, object]:
@@ -213,6 +222,7 @@ class NodeService:
                 node = self._check_lemon(uow, node) or node
             uow.commit()
         log.info("node %s: %s (%s)", name, target.value, why)
+        self._changed()
         return node
 
     def record_incident(self, name: str, kind: str, detail: str) -> Node | None:

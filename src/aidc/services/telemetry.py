@@ -193,10 +193,6 @@ class TelemetryService:
             self.tsdb, self._history, name, matchers, start, end, step, history_step=self._settings.history_step
         )
 
-    def names(self, principal: Principal) -> list[str]:
-        self._guard.check(principal, Action.NODE_READ, target="metrics")
-        return self.tsdb.names()
-
     # ------------------------------------------------------------------ the control loop's questions
 
     def xid_seen(self, attempt: Attempt, nodes: Mapping[str, Node], start: datetime, end: datetime) -> bool:

@@ -7,7 +7,7 @@ fails the same way on a second node; every such fault is an incident of its node
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -32,24 +32,13 @@ from aidc.store.sql_store import SqlStore
 from aidc.telemetry import names
 from aidc.telemetry.series import Family
 from aidc.telemetry.tsdb import MemoryTSDB
+from tests.fixtures.clock import FakeClock
 from tests.fixtures.identity import AUDIT_KEY, guard_and_audit, principal
 
-T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 OPERATOR = principal("olivia", Role.OPERATOR)
 TIMEOUT = 60.0  # seconds without a heartbeat before a node is DOWN
 WATCHDOG = b"[Rank 0] Watchdog caught collective operation timeout: WorkNCCL(SeqNum=9, OpType=ALLREDUCE) ran for 600s"
 NCCL_WARN = b"node-b:77:91 [0] NCCL WARN NET/IB : Got completion from peer with error 12, Timeout"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.time = T0
-
-    def now(self) -> datetime:
-        return self.time
-
-    def advance(self, seconds: float) -> None:
-        self.time += timedelta(seconds=seconds)
 
 
 class FakeBackend:

@@ -6,9 +6,8 @@ gauges and counters (ControlMetrics) read from that store."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
 
 import pytest
 
@@ -27,9 +26,9 @@ from aidc.telemetry.alerting import RuleEvaluator
 from aidc.telemetry.rules import RuleGroup, default_rules, parse_rules
 from aidc.telemetry.series import Family
 from aidc.telemetry.tsdb import MemoryTSDB
+from tests.fixtures.clock import T0, FakeClock
 from tests.fixtures.identity import AUDIT_KEY, guard_and_audit, principal
 
-T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 OPERATOR = principal("olivia", Role.OPERATOR)
 EVERY = 15.0
 
@@ -60,14 +59,6 @@ groups:
     expr: anonymous_signal > 0
     labels: {action: cordon}
 """
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.time = T0
-
-    def now(self) -> datetime:
-        return self.time
 
 
 class Setup:
@@ -111,17 +102,6 @@ class Setup:
     def firing_gauge(self) -> list[tuple[dict[str, str], float]]:
         (family,) = [f for f in self.control.families(self.clock.now()) if f.name == "aidc_alerts_firing"]
         return [(dict(labels), value) for labels, value in family.samples]
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqlStore]:
-    url = f"sqlite:///{tmp_path / 'aidc.db'}"
-    upgrade(url)
-    sql_store = SqlStore(url, audit_key=AUDIT_KEY)
-    try:
-        yield sql_store
-    finally:
-        sql_store.close()
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ lemon quarantine; and the heartbeat watch that marks silent nodes DOWN. The cloc
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,24 +18,13 @@ from aidc.security.rbac import Role
 from aidc.services.nodes import LemonPolicy, NodeAction, NodeService
 from aidc.store.migrate import upgrade
 from aidc.store.sql_store import SqlStore
+from tests.fixtures.clock import T0, FakeClock
 from tests.fixtures.identity import AUDIT_KEY, guard_and_audit, principal
 
-T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 OPERATOR = principal("olivia", Role.OPERATOR)
 MEMBER = principal("mallory", Role.MEMBER, team="ml")
 S, C, D, U, Q, DOWN = (NodeState.UP, NodeState.CORDONED, NodeState.DRAINED, NodeState.UNHEALTHY,
                        NodeState.QUARANTINED, NodeState.DOWN)  # fmt: skip
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.time = T0
-
-    def now(self) -> datetime:
-        return self.time
-
-    def advance(self, seconds: float) -> None:
-        self.time += timedelta(seconds=seconds)
 
 
 def _store(url: str) -> Iterator[SqlStore]:

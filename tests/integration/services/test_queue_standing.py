@@ -3,19 +3,14 @@ queue stands (use, borrowing, lending, fair share), on a real SQLite store with 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-
-import pytest
 
 from aidc.domain.jobs import Attempt, JobSpec, JobState
 from aidc.domain.nodes import Gpu, Node
 from aidc.domain.queues import Queue, Quota
 from aidc.services.queues import QueueService
-from aidc.store.migrate import upgrade
 from aidc.store.sql_store import SqlStore
-from tests.fixtures.identity import ADMIN, AUDIT_KEY, guard_and_audit
+from tests.fixtures.identity import ADMIN, guard_and_audit
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
 
@@ -26,17 +21,6 @@ class Clock:
 
     def now(self) -> datetime:
         return self.time
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqlStore]:
-    url = f"sqlite:///{tmp_path / 'aidc.db'}"
-    upgrade(url)
-    sql_store = SqlStore(url, audit_key=AUDIT_KEY)
-    try:
-        yield sql_store
-    finally:
-        sql_store.close()
 
 
 LAB = [
