@@ -399,8 +399,10 @@ def test_a_runner_killed_alone_is_lost_and_its_job_killed(
     backend: LocalBackend, tmp_path: Path, data_dir: Path
 ) -> None:
     backend.launch(request(34, f"sleep 60 & echo $! > child.pid; {GATE}", workdir=tmp_path))
-    wait_for((tmp_path / "child.pid").exists, "the job to start")
-    child = int((tmp_path / "child.pid").read_text())
+    pid_file = tmp_path / "child.pid"
+    # Not just exists(): the shell creates the file before it writes the pid into it.
+    wait_for(lambda: pid_file.exists() and bool(pid_file.read_text().strip()), "the job to start")
+    child = int(pid_file.read_text())
     os.kill(runner_info(data_dir, 34)["pid"], signal.SIGKILL)
     ended = wait_exit(backend, 34)
     assert ended.exit_code is None
