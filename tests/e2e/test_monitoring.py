@@ -240,3 +240,27 @@ def test_metric_query_and_top(server: AidcServer) -> None:
     assert frame.code == 0, frame.stderr
     assert host in frame.stdout
     assert "NODE" in frame.stdout
+
+
+def test_a_running_job_has_its_own_series(tmp_path: Path, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIDC_METRICS_INTERVAL", "0.5")
+    server = AidcServer(data_dir=tmp_path / "data").start()
+    try:
+        job = server.submit("name: busy\nrun: sleep 30\nresources: {cpus: 0.1, memory: 10MB}\n", workdir)
+        server.wait_state(job, "RUNNING")
+
+        def series() -> list[dict[str, Any]]:
+            found: list[dict[str, Any]] = server.cli(
+                "metrics", "aidc_job_memory_rss_bytes", "--since", "1m", "--json"
+            ).json()["series"]
+            return [s for s in found if s["labels"].get("job_id") == str(job)]
+
+        [mine] = wait_for(series, timeout=30, what="the job's memory series")
+        assert mine["labels"]["queue"] == "default"
+        assert mine["labels"]["user"] == "admin"
+        assert mine["labels"]["attempt"] == "1"
+        assert mine["points"][-1][1] > 0
+        assert server.cli("cancel", str(job)).code == 0
+    finally:
+        server.stop()
+        server.reap_jobs()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 from aidc.backends.local.backend import LocalBackend
-from aidc.domain.jobs import JobState
 from aidc.ports import Clock, Store
 from aidc.services.alerts import AlertService
 from aidc.services.authz import Guard
@@ -32,20 +31,33 @@ def build_telemetry(
 ) -> TelemetryService:
     host = backend.node_name
     gpu = GpuCollector.open(host, settings.metrics_interval)
-    jobs_seen: dict[int, tuple[str, str]] = {}  # job id -> (queue, user): a job's labels never change
+    # (job id, attempt) -> (its GPUs' UUIDs, queue, user): they never change while the attempt runs.
+    seen: dict[tuple[int, int], tuple[tuple[str, ...], str, str]] = {}
 
     def running() -> list[RunningAttempt]:
         found = backend.running_attempts()
-        unknown = [job_id for job_id, _, _ in found if job_id not in jobs_seen]
+        unknown = [(job_id, attempt) for job_id, attempt, _ in found if (job_id, attempt) not in seen]
         if unknown:
             with store.unit_of_work(read_only=True) as uow:
-                for job in uow.jobs.list(ids=unknown, states=[JobState.RUNNING, JobState.PREEMPTED]):
-                    jobs_seen[job.id] = (job.spec.queue, job.user)
-        live = {job_id for job_id, _, _ in found}
-        for gone in [j for j in jobs_seen if j not in live]:
-            del jobs_seen[gone]
+                gpus_of = {n.name: n.gpus for n in uow.nodes.list()}
+                for job_id, number in unknown:
+                    job = uow.jobs.get(job_id)
+                    attempt = next((a for a in uow.jobs.attempts(job_id) if a.number == number), None)
+                    if job is None or attempt is None:
+                        continue
+                    uuids = tuple(
+                        g.uuid
+                        for node, held in zip(attempt.nodes, attempt.gpus, strict=False)
+                        for g in gpus_of.get(node, ())
+                        if g.index in held
+                    )
+                    seen[job_id, number] = (uuids, job.spec.queue, job.user)
+        live = {(job_id, attempt) for job_id, attempt, _ in found}
+        for gone in [key for key in seen if key not in live]:
+            del seen[gone]
         return [
-            RunningAttempt(job_id, attempt, pid, (), *jobs_seen.get(job_id, ("", ""))) for job_id, attempt, pid in found
+            RunningAttempt(job_id, attempt, pid, *seen.get((job_id, attempt), ((), "", "")))
+            for job_id, attempt, pid in found
         ]
 
     collectors: list[Collector] = [NodeCollector(host, settings.metrics_interval, [str(settings.data_dir)])]
