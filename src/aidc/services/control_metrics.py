@@ -87,6 +87,7 @@ class ControlMetrics:
             nodes = uow.nodes.list()
             active = uow.jobs.list(states=[JobState.PENDING, JobState.RUNNING, JobState.PREEMPTED])
             counts = uow.jobs.count_by_state()
+            open_attempts = uow.jobs.open_attempts()  # the same snapshot as the jobs above
         pending_jobs: dict[str, float] = {q.name: 0.0 for q in queues}
         pending_gpus: dict[str, float] = {q.name: 0.0 for q in queues}
         running: dict[str, float] = {q.name: 0.0 for q in queues}
@@ -103,10 +104,9 @@ class ControlMetrics:
             else:
                 running[queue] = running.get(queue, 0.0) + 1
         by_state.update({state.value: float(count) for state, count in counts.items()})
-        with self._store.unit_of_work(read_only=True) as uow:
-            for attempt in uow.jobs.open_attempts():
-                for node, held in zip(attempt.nodes, attempt.gpus, strict=False):
-                    allocated_on[node] = allocated_on.get(node, 0.0) + len(held)
+        for attempt in open_attempts:
+            for node, held in zip(attempt.nodes, attempt.gpus, strict=False):
+                allocated_on[node] = allocated_on.get(node, 0.0) + len(held)
         ours = [n for n in nodes if n.backend == self._backend_name or n.last_seen is not None]
         usable = [n for n in ours if n.state != NodeState.DOWN]
         gpus_total = float(sum(len(n.gpus) for n in usable))

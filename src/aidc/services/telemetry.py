@@ -103,19 +103,20 @@ class TelemetryService:
 
     def sink(self, now: float, collector: str, families: list[Family]) -> None:
         """Where this host's collectors hand their families (the Sampler's sink)."""
-        self.tsdb.ingest(now, families, f"local:{collector}")
-        if self._anomaly is not None and families:
-            self._anomaly.observe(now, families)
+        self._take(now, families, f"local:{collector}")
 
     def ingest_agent(self, node: str, families: Sequence[Family]) -> None:
         """Families a node agent sent with its heartbeat."""
         now = self._clock.now().timestamp()
         kept = list(families)
-        self.tsdb.ingest(now, kept, f"agent:{node}")
-        if self._anomaly is not None:
-            self._anomaly.observe(now, kept)
+        self._take(now, kept, f"agent:{node}")
         with self._lock:
             self._agents[node] = (now, kept)
+
+    def _take(self, now: float, families: Sequence[Family], source: str) -> None:
+        self.tsdb.ingest(now, families, source)
+        if self._anomaly is not None and families:
+            self._anomaly.observe(now, families)
 
     def tick(self) -> None:
         """Read the control plane's gauges into the buffer; roll finished buckets into the store's history."""
