@@ -23,6 +23,7 @@ from aidc.domain.identity import AuditEntry, AuditRecord, RoleBindingRecord, Tea
 from aidc.domain.jobs import Attempt, Job, JobSpec, JobState
 from aidc.domain.nodes import Node
 from aidc.domain.queues import Queue
+from aidc.domain.serving import ByUsage, Deployment, GatewayReport, ReplicaRecord, UsageRecord, UsageTotal
 
 
 class Clock(Protocol):
@@ -269,6 +270,48 @@ class MetricHistoryRepository(Protocol):
         ...
 
 
+class ServingRepository(Protocol):
+    def get(self, name: str) -> Deployment | None: ...
+
+    def list(self, include_deleted: bool = False) -> builtins.list[Deployment]: ...
+
+    def save(self, deployment: Deployment) -> None:
+        """Insert or update the deployment (by name)."""
+        ...
+
+    def add_version(self, name: str, version: int, spec: JobSpec, user: str, at: datetime) -> None: ...
+
+    def spec(self, name: str, version: int) -> JobSpec | None: ...
+
+    def latest_version(self, name: str) -> int:
+        """The highest version ever stored under `name` (0: none)."""
+        ...
+
+    def add_replica(self, job_id: int, name: str, version: int) -> None: ...
+
+    def retire(self, job_ids: Sequence[int]) -> None:
+        """The controller has taken note that these replicas' jobs ended."""
+        ...
+
+    def replicas(self, names: Sequence[str] | None = None, *, retired: bool = False) -> builtins.list[ReplicaRecord]:
+        """Replicas not retired (all with retired=True) with their job's state and open attempt's endpoint."""
+        ...
+
+    def put_reports(self, reports: Sequence[GatewayReport]) -> None:
+        """Insert or replace each gateway's report on each replica."""
+        ...
+
+    def reports(self, since: datetime) -> builtins.list[GatewayReport]: ...
+
+    def prune_reports(self, before: datetime) -> None: ...
+
+    def add_usage(self, records: Sequence[UsageRecord]) -> None: ...
+
+    def usage(
+        self, by: ByUsage, since: datetime, until: datetime | None = None, teams: Sequence[str] | None = None
+    ) -> builtins.list[UsageTotal]: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction. Leaving the `with` block without commit() rolls back."""
 
@@ -282,6 +325,7 @@ class UnitOfWork(Protocol):
     incidents: IncidentRepository
     alerts: AlertEventRepository
     metrics: MetricHistoryRepository
+    serving: ServingRepository
 
     def commit(self) -> None: ...
 
@@ -373,6 +417,14 @@ class LogChunk:
     attempt: int
     complete: bool  # the attempt has ended and everything was read
     size: int = -1  # the log's size when read (-1: unknown), so that a caller can read its tail
+
+
+@runtime_checkable
+class SupportsEndpoints(Protocol):
+    def reserve_endpoint(self, placement: Placement) -> tuple[str, int]:
+        """A serving replica about to start on `placement`: the URL it will be reached at (http://host:port)
+        and the port it must listen on (given to it as AIDC_PORT)."""
+        ...
 
 
 @runtime_checkable

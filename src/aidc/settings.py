@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from aidc.domain.units import parse_duration
 
 DEFAULT_PORT = 8470
+DEFAULT_GATEWAY_PORT = 8471
 
 
 def default_data_dir() -> Path:
@@ -69,6 +70,12 @@ class Settings(BaseSettings):
     alert_group_wait: float = Field(default=30.0, ge=0, description="Wait before a new group's first notification")
     alert_group_interval: float = Field(default=300.0, gt=0, description="Wait before a changed group is sent again")
     alert_repeat_interval: float = Field(default=4 * 3600.0, gt=0, description="Resend a firing group this often")
+    gateway_port: int | None = Field(
+        default=DEFAULT_GATEWAY_PORT, ge=0, le=65535, description="The inference gateway's port (None: no gateway)"
+    )
+    gateway_limits: Path | None = Field(
+        default=None, description="Rate limits per API key and team (YAML): requests/min, tokens/min, concurrent"
+    )
     lemon_incidents: int = Field(default=3, ge=1, description="Quarantine a node after this many incidents ...")
     lemon_window: float = Field(default=24 * 3600.0, gt=0, description="... within this many seconds")
 

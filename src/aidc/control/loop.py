@@ -22,7 +22,7 @@ from aidc.control.faults import AttemptFacts, FaultKind, after_fault, classify, 
 from aidc.control.health import HeartbeatWatch
 from aidc.control.retry import RetryPolicy, after_attempt, preempted_attempt_reason, requeue_preempted
 from aidc.domain.decisions import Cancel, Placement, Preempt, Start, Wait
-from aidc.domain.jobs import Attempt, Job, JobState
+from aidc.domain.jobs import Attempt, Job, JobKind, JobState
 from aidc.domain.nodes import Node, NodeState
 from aidc.ports import (
     AdoptOutcome,
@@ -34,6 +34,7 @@ from aidc.ports import (
     LaunchRequest,
     Store,
     SupportsCheckpoints,
+    SupportsEndpoints,
     SupportsLogs,
 )
 from aidc.sched.config import SchedulerConfig
@@ -312,12 +313,14 @@ class ControlLoop:
                 return 0
             number = job.attempts_made + 1
             job = job.transition(JobState.RUNNING, now).model_copy(update={"attempts_made": number})
+            endpoint, port = self._endpoint(job, placement)
             attempt = Attempt(
                 job_id=job_id,
                 number=number,
                 nodes=placement.nodes,
                 gpus=tuple(a.gpus for a in placement.assignments),
                 started_at=now,
+                endpoint=endpoint,
             )
             uow.jobs.save(job)
             uow.jobs.add_attempt(attempt)
@@ -332,6 +335,8 @@ class ControlLoop:
             "AIDC_QUEUE": job.spec.queue,
             "AIDC_PREEMPTIONS": str(job.preemptions),  # > 0: resumed after a preemption (read the checkpoint)
         }
+        if port is not None:
+            env["AIDC_PORT"] = str(port)  # a serving replica listens there
         try:
             secrets = self._open_secrets(job.spec.secret_env)
             if self._keeper is not None and self._checkpoints is not None and job.spec.from_checkpoint:
@@ -343,6 +348,11 @@ class ControlLoop:
             return 0
         log.info("job %s attempt %s started on %s", job_id, number, ",".join(placement.nodes))
         return 1
+
+    def _endpoint(self, job: Job, placement: Placement) -> tuple[str | None, int | None]:
+        if job.spec.kind != JobKind.SERVE or not isinstance(self._backend, SupportsEndpoints):
+            return None, None
+        return self._backend.reserve_endpoint(placement)
 
     def _open_secrets(self, sealed: Mapping[str, str]) -> dict[str, str]:
         if not sealed:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from aidc.domain.artifacts import parse_reference
 from aidc.domain.errors import InvalidTransition
 from aidc.domain.resources import Resources
+from aidc.domain.serving import ServeSpec
 from aidc.domain.units import parse_duration
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
@@ -102,7 +103,10 @@ class JobSpec(BaseModel):
         description="Environment values kept secret: stored encrypted, shown redacted, given to the job in clear",
     )
     setup: str | None = Field(default=None, description="Shell commands run before `run` in each attempt")
-    run: str = Field(min_length=1, description="Shell commands that do the work")
+    run: str = Field(min_length=1, description="Shell commands that do the work (kind serve: start one replica)")
+    serve: ServeSpec | None = Field(
+        default=None, description="kind serve only: served model names, replicas or autoscale, routing, rollout"
+    )
 
     @field_validator("estimated_duration", mode="before")
     @classmethod
@@ -149,6 +153,14 @@ class JobSpec(BaseModel):
         for where, text in texts.items():
             if text is not None and "\x00" in text:
                 raise ValueError(f"{where}: must not contain NUL characters")
+        return self
+
+    @model_validator(mode="after")
+    def _serve_block(self) -> JobSpec:
+        if self.kind == JobKind.SERVE and self.serve is None:
+            raise ValueError("serve: required for kind serve (models, replicas or autoscale)")
+        if self.kind != JobKind.SERVE and self.serve is not None:
+            raise ValueError(f"serve: only for kind serve, not {self.kind}")
         return self
 
     @model_validator(mode="after")
@@ -209,6 +221,7 @@ class Attempt(BaseModel):
     ended_at: datetime | None = None
     exit_code: int | None = None
     reason: str | None = Field(default=None, description="How it ended, in words")
+    endpoint: str | None = Field(default=None, description="kind serve: where the replica listens (http://host:port)")
 
     @property
     def is_open(self) -> bool:

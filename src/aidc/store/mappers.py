@@ -138,6 +138,7 @@ def attempt_values(attempt: Attempt) -> dict[str, Any]:
         "ended_at": attempt.ended_at,
         "exit_code": attempt.exit_code,
         "reason": attempt.reason,
+        "endpoint": attempt.endpoint,
     }
 
 
@@ -155,6 +156,7 @@ def attempt_from_row(row: Row[Any]) -> Attempt:
         ended_at=row.ended_at,
         exit_code=row.exit_code,
         reason=row.reason,
+        endpoint=row.endpoint,
     )
 
 

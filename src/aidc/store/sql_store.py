@@ -20,6 +20,7 @@ from aidc.ports import (
     MetricHistoryRepository,
     NodeRepository,
     QueueRepository,
+    ServingRepository,
     TokenRepository,
 )
 from aidc.store.artifacts import SqlArtifactRepository
@@ -39,6 +40,7 @@ from aidc.store.repositories import (
     SqlNodeRepository,
     SqlQueueRepository,
 )
+from aidc.store.serving import SqlServingRepository
 from aidc.store.spec_cache import DEFAULT_CAPACITY, SpecCache
 
 if TYPE_CHECKING:
@@ -64,6 +66,7 @@ class SqlUnitOfWork:
         self.incidents: IncidentRepository = SqlIncidentRepository(connection)
         self.alerts: AlertEventRepository = SqlAlertEventRepository(connection)
         self.metrics: MetricHistoryRepository = SqlMetricHistoryRepository(connection)
+        self.serving: ServingRepository = SqlServingRepository(connection)
 
     def commit(self) -> None:
         self._audit.flush()  # the signed head goes with the records it covers

@@ -74,6 +74,7 @@ attempts = Table(
     Column("ended_at", UtcDateTime),
     Column("exit_code", Integer),
     Column("reason", Text),
+    Column("endpoint", Text),  # kind serve: where the replica listens (http://host:port)
     # Partial index: open attempts are few, and the control loop asks for them every cycle.
     Index(
         "ix_attempts_open",
@@ -257,4 +258,70 @@ metric_history = Table(
     Column("last", Float, nullable=False),
     Column("count", Integer, nullable=False),
     Index("ix_metric_history_name_bucket", "name", "bucket"),
+)
+
+# Model deployments (kind serve). The spec of every version is kept; replicas are jobs.
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("name", String(63), primary_key=True),
+    Column("user", Text, nullable=False),
+    Column("queue", String(63), nullable=False),
+    Column("version", Integer, nullable=False),  # the stable version
+    Column("replicas", Integer, nullable=False),  # wanted now
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("deleted_at", UtcDateTime),
+    Column("rollout", Text),  # JSON of the current or last Rollout
+)
+
+deployment_versions = Table(
+    "deployment_versions",
+    metadata,
+    Column("deployment", String(63), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("spec", Text, nullable=False),  # JobSpec as JSON (secrets sealed)
+    Column("created_by", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+deployment_replicas = Table(
+    "deployment_replicas",
+    metadata,
+    Column("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("deployment", String(63), nullable=False),
+    Column("version", Integer, nullable=False),
+    # Set once the controller has taken note that the replica's job ended (and replaced it if needed).
+    Column("retired", Boolean, nullable=False, server_default=false()),
+    Index("ix_deployment_replicas_deployment", "deployment"),
+)
+
+# What each gateway last said about each replica: readiness, load and cumulative counters.
+gateway_reports = Table(
+    "gateway_reports",
+    metadata,
+    Column("gateway", String(128), primary_key=True),
+    Column("job_id", Integer, primary_key=True),
+    Column("ready", Boolean, nullable=False),
+    Column("in_flight", Integer, nullable=False),
+    Column("requests", BigInteger, nullable=False),
+    Column("errors", BigInteger, nullable=False),
+    Column("latency_sum", Float, nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+)
+
+# Tokens per key and model, summed per minute by each gateway (several rows per minute are summed on read).
+usage = Table(
+    "usage",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("minute", UtcDateTime, nullable=False),
+    Column("token_id", Integer),
+    Column("user", Text, nullable=False),
+    Column("team", String(63)),
+    Column("model", String(128), nullable=False),
+    Column("requests", BigInteger, nullable=False),
+    Column("prompt_tokens", BigInteger, nullable=False),
+    Column("completion_tokens", BigInteger, nullable=False),
+    Index("ix_usage_minute", "minute"),
 )

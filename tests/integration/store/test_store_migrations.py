@@ -22,6 +22,11 @@ TABLES = {
     "audit_records",
     "jobs",
     "metric_history",
+    "deployments",
+    "deployment_versions",
+    "deployment_replicas",
+    "gateway_reports",
+    "usage",
     "node_incidents",
     "nodes",
     "queues",
@@ -42,7 +47,7 @@ def _table_names(url: str) -> set[str]:
 def test_upgrade_creates_the_schema_at_head(database_url: str) -> None:
     assert current_revision(database_url) is None
     upgrade(database_url)
-    assert current_revision(database_url) == head_revision() == "0006"
+    assert current_revision(database_url) == head_revision() == "0007"
     assert _table_names(database_url) == TABLES
 
 

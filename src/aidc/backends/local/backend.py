@@ -22,6 +22,7 @@ import psutil
 
 import aidc
 from aidc.backends.local import checkpoints, launching, nvml, processes, records
+from aidc.domain.decisions import Placement
 from aidc.domain.errors import FieldProblem
 from aidc.domain.jobs import Attempt, JobSpec
 from aidc.domain.nodes import Node
@@ -123,6 +124,14 @@ class LocalBackend:
         """(job id, attempt, pid of its runner) of every attempt whose runner is alive, for per-job telemetry."""
         with self._lock:
             return [(t.job_id, t.attempt, t.pid) for t in self._tracked.values() if t.signal_sent is None]
+
+    def reserve_endpoint(self, placement: Placement) -> tuple[str, int]:
+        """Every local node is this host: a free loopback port, found by binding port 0. Another process
+        could take it before the replica binds; the replica then fails to start and is replaced."""
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        return f"http://127.0.0.1:{port}", port
 
     # ------------------------------------------------------------------------------- nodes, specs
 
