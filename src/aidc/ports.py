@@ -281,6 +281,10 @@ class ServingRepository(Protocol):
 
     def add_version(self, name: str, version: int, spec: JobSpec, user: str, at: datetime) -> None: ...
 
+    def replace_spec(self, name: str, version: int, spec: JobSpec) -> None:
+        """Change how a version is run (count, routing, timeouts): never what it runs."""
+        ...
+
     def spec(self, name: str, version: int) -> JobSpec | None: ...
 
     def latest_version(self, name: str) -> int:

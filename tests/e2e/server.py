@@ -63,12 +63,17 @@ class AidcServer:
     database_url: str | None = None
     extra_args: list[str] = field(default_factory=list)
     port: int = field(default_factory=free_port)
+    gateway_port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     ca_cert: Path | None = None  # serving HTTPS with a certificate clients trust by this file
 
     @property
     def url(self) -> str:
         return f"{'https' if self.ca_cert else 'http'}://127.0.0.1:{self.port}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"{'https' if self.ca_cert else 'http'}://127.0.0.1:{self.gateway_port}"
 
     @property
     def verify(self) -> ssl.SSLContext | bool:
@@ -83,7 +88,8 @@ class AidcServer:
         return self.data_dir.parent / f"server-{self.data_dir.name}.log"
 
     def start(self) -> AidcServer:
-        args = [AIDC, "up", "--port", str(self.port), "--data-dir", str(self.data_dir), *self.extra_args]
+        args = [AIDC, "up", "--port", str(self.port), "--gateway-port", str(self.gateway_port)]
+        args += ["--data-dir", str(self.data_dir), *self.extra_args]
         if self.database_url:
             args += ["--database-url", self.database_url]
         env = {**os.environ, **FAST_SETTINGS}

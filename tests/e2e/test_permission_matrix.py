@@ -44,6 +44,15 @@ MANIFEST = {"format": "aidc-manifest", "version": 1, "chunk_size": 4 << 20,
             "files": [{"path": "a", "size": 0, "mode": 0o644, "chunks": []}]}  # fmt: skip
 JOB_SPEC = {"name": "m", "queue": "ml-q", "run": "true", "resources": {"cpus": 0.1, "memory": "1MB"}}
 
+
+def serve_spec(name: str) -> dict[str, Any]:
+    """A deployment of team ml with no replicas (nothing runs)."""
+    return {**JOB_SPEC, "name": name, "kind": "serve", "run": "sleep 600",
+            "serve": {"models": [f"model-{name}"], "replicas": 0}}  # fmt: skip
+
+
+WRITERS_OF_ML = everyone({"viewer": D, "inference": D, "other_team": H})
+
 RULES: dict[tuple[str, str], Rule | None] = {  # None: public, no token needed
     ("GET", "/healthz"): None,
     ("GET", "/readyz"): None,
@@ -137,6 +146,29 @@ RULES: dict[tuple[str, str], Rule | None] = {  # None: public, no token needed
     ("POST", "/v1/backups"): Rule(ADMIN_ONLY, body=lambda role: {}),
     ("GET", "/v1/backups"): Rule(ADMIN_ONLY),
     ("POST", "/v1/backups/{name}/verify"): Rule(ADMIN_ONLY, path=lambda ids: "/v1/backups/b1/verify"),
+    # Deployments of team ml: like its jobs.
+    ("POST", "/v1/deployments"): Rule(
+        everyone({"viewer": D, "inference": D, "other_team": D}),
+        body=lambda role: serve_spec(f"d-{role}".replace("_", "-")),
+    ),
+    ("GET", "/v1/deployments"): Rule(READERS),
+    ("GET", "/v1/deployments/{name}"): Rule(
+        everyone({"inference": D, "other_team": H}), path=lambda ids: f"/v1/deployments/{ids['deployment']}"
+    ),
+    ("POST", "/v1/deployments/{name}/scale"): Rule(
+        WRITERS_OF_ML, path=lambda ids: f"/v1/deployments/{ids['deployment']}/scale", body=lambda role: {"replicas": 0}
+    ),
+    ("POST", "/v1/deployments/{name}/rollout/promote"): Rule(
+        WRITERS_OF_ML, path=lambda ids: f"/v1/deployments/{ids['deployment']}/rollout/promote"
+    ),
+    ("POST", "/v1/deployments/{name}/rollout/abort"): Rule(
+        WRITERS_OF_ML, path=lambda ids: f"/v1/deployments/{ids['deployment']}/rollout/abort"
+    ),
+    # The first allowed role deletes it; the next ones are told it is gone.
+    ("DELETE", "/v1/deployments/{name}"): Rule(
+        WRITERS_OF_ML, path=lambda ids: "/v1/deployments/doomed", allowed_404="doomed"
+    ),
+    ("GET", "/v1/usage"): Rule(READERS),
     ("GET", "/v1/audit"): Rule(everyone({"admin": A, "operator": A}, default=D)),
     ("POST", "/v1/audit/verify"): Rule(everyone({"admin": A, "operator": A}, default=D)),
 }
@@ -194,7 +226,11 @@ def _populate(client: httpx.Client, admin_token: str) -> World:
         "job": ok(client.post("/v1/jobs", json=JOB_SPEC, headers=alice))["id"],
         "node": ok(client.get("/v1/nodes", headers=admin))[0]["name"],
         "member_spare_token": ok(client.post("/v1/tokens", json={"name": "spare"}, headers=alice))["id"],
+        "deployment": ok(client.post("/v1/deployments", json=serve_spec("served"), headers=alice))["deployment"][
+            "name"
+        ],
     }
+    ok(client.post("/v1/deployments", json=serve_spec("doomed"), headers=alice))
     return client, tokens, ids
 
 

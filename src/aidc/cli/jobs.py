@@ -57,6 +57,16 @@ def submit(
     spec = load_job_file(file, queue)
     if from_checkpoint is not None:
         spec["from_checkpoint"] = from_checkpoint
+    if spec.get("kind") == "serve":  # a model deployment: its replicas are jobs the controller creates
+        from aidc.cli.serving import print_applied
+
+        with api_errors(str(file)), config.client() as client:
+            result = client.deploy(spec)
+        if json_out:
+            render.print_json(result)
+        else:
+            print_applied(result)
+        return
     with api_errors(str(file)), config.client() as client:
         job = client.submit(spec)
     if json_out:

@@ -12,7 +12,21 @@ import typer
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
 from aidc import __version__
-from aidc.cli import agent, alerts, artifacts, audit, backup, certs, cluster, identity, jobs, sim, sim_run, top
+from aidc.cli import (
+    agent,
+    alerts,
+    artifacts,
+    audit,
+    backup,
+    certs,
+    cluster,
+    identity,
+    jobs,
+    serving,
+    sim,
+    sim_run,
+    top,
+)
 from aidc.cli.context import EXIT_USAGE, config, fail
 
 app = typer.Typer(
@@ -68,8 +82,15 @@ def up(
         str | None, typer.Option(help="Send alerts to this URL in Alertmanager's webhook format")
     ] = None,
     alert_every: Annotated[str | None, typer.Option(help='Evaluate alert rules this often (default "15s")')] = None,
+    gateway_port: Annotated[
+        int, typer.Option(min=1, max=65535, help="The OpenAI-compatible inference gateway's port")
+    ] = 8471,
+    no_gateway: Annotated[bool, typer.Option("--no-gateway", help="Do not start the inference gateway")] = False,
+    gateway_limits: Annotated[
+        Path | None, typer.Option(help="Gateway rate limits per key and team (YAML; see docs/gateway.md)")
+    ] = None,
 ) -> None:
-    """Start the control plane (REST API, scheduler, local backend)."""
+    """Start the control plane (REST API, scheduler, local backend) and the inference gateway."""
     from pydantic import ValidationError
 
     from aidc.domain.errors import InvalidInput
@@ -104,6 +125,9 @@ def up(
             overrides[setting] = value
     if no_default_rules:
         overrides["default_rules"] = False
+    overrides["gateway_port"] = None if no_gateway else gateway_port
+    if gateway_limits is not None:
+        overrides["gateway_limits"] = gateway_limits
     try:
         settings = Settings(**overrides)  # type: ignore[arg-type]
         serve(settings)
@@ -118,6 +142,45 @@ def up(
 
 
 @app.command()
+def gateway(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8471,
+    data_dir: Annotated[Path | None, typer.Option(help="The control plane's data dir (its audit key)")] = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="The control plane's database (default: SQLite in data dir)")
+    ] = None,
+    limits: Annotated[Path | None, typer.Option(help="Rate limits per key and team (YAML)")] = None,
+    log_level: Annotated[str, typer.Option()] = "info",
+    tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate: serve HTTPS")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="PEM private key of --tls-cert")] = None,
+) -> None:
+    """Run the inference gateway alone, on a running control plane's database (`aidc up` starts one too)."""
+    from pydantic import ValidationError
+
+    from aidc.server.gateway_plan import serve_gateway
+    from aidc.settings import Settings
+
+    overrides: dict[str, object] = {"host": host, "gateway_port": port, "log_level": log_level}
+    for setting, value in (
+        ("data_dir", data_dir),
+        ("database_url", database_url),
+        ("gateway_limits", limits),
+        ("tls_cert", tls_cert),
+        ("tls_key", tls_key),
+    ):
+        if value is not None:
+            overrides[setting] = value
+    try:
+        serve_gateway(Settings(**overrides))  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        fail(f"{where + ': ' if where else ''}{err['msg'].removeprefix('Value error, ')}", EXIT_USAGE)
+    except ValueError as exc:
+        fail(str(exc), EXIT_USAGE)
+
+
+@app.command()
 def version() -> None:
     """Print the version."""
     print(__version__)
@@ -128,6 +191,11 @@ app.command("jobs")(jobs.jobs)
 app.command()(jobs.show)
 app.command()(jobs.cancel)
 app.command()(jobs.logs)
+app.command()(serving.deploy)
+app.add_typer(serving.models_app, name="models")
+app.command()(serving.scale)
+app.add_typer(serving.rollout_app, name="rollout")
+app.command()(serving.usage)
 app.command()(cluster.nodes)
 app.command()(cluster.queues)
 app.add_typer(cluster.queue_app, name="queue")

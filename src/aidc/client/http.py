@@ -93,6 +93,40 @@ class AidcClient:
     def _get(self, path: str, adapter: TypeAdapter[T], **kwargs: Any) -> T:
         return adapter.validate_json(self._request("GET", path, **kwargs).content)
 
+    # ------------------------------------------------------------------ deployments (kind serve)
+
+    def deploy(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """Create, scale or roll out a deployment: {"outcome": ..., "deployment": {...}}."""
+        result: dict[str, Any] = self._request("POST", "/v1/deployments", json=spec).json()
+        return result
+
+    def deployments(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self._request("GET", "/v1/deployments").json()
+        return found
+
+    def deployment(self, name: str) -> dict[str, Any]:
+        found: dict[str, Any] = self._request("GET", f"/v1/deployments/{quote(name, safe='')}").json()
+        return found
+
+    def scale(self, name: str, replicas: int) -> dict[str, Any]:
+        path = f"/v1/deployments/{quote(name, safe='')}/scale"
+        result: dict[str, Any] = self._request("POST", path, json={"replicas": replicas}).json()
+        return result
+
+    def rollout(self, name: str, action: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._request(
+            "POST", f"/v1/deployments/{quote(name, safe='')}/rollout/{action}"
+        ).json()
+        return result
+
+    def delete_deployment(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("DELETE", f"/v1/deployments/{quote(name, safe='')}").json()
+        return result
+
+    def usage(self, by: str, since: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self._request("GET", "/v1/usage", params={"by": by, "since": since}).json()
+        return found
+
     # ------------------------------------------------------------------ jobs
 
     def submit(self, spec: dict[str, Any]) -> JobOut:
@@ -132,11 +166,11 @@ class AidcClient:
     def node_action(self, name: str, action: str, reason: str | None = None) -> NodeOut:
         """`action`: cordon, uncordon, drain or resume."""
         body = {"reason": reason} if reason else None
-        response = self._request("POST", f"/v1/nodes/{_segment(name)}/{action}", json=body)
+        response = self._request("POST", f"/v1/nodes/{quote(name, safe='')}/{action}", json=body)
         return NodeOut.model_validate_json(response.content)
 
     def heartbeat(self, name: str, families: list[dict[str, Any]]) -> NodeOut:
-        response = self._request("POST", f"/v1/nodes/{_segment(name)}/heartbeat", json={"families": families})
+        response = self._request("POST", f"/v1/nodes/{quote(name, safe='')}/heartbeat", json={"families": families})
         return NodeOut.model_validate_json(response.content)
 
     # ------------------------------------------------------------------ telemetry
@@ -176,7 +210,7 @@ class AidcClient:
         return self._get("/v1/users", _USERS)
 
     def set_user_disabled(self, name: str, disabled: bool) -> UserOut:
-        content = self._request("PATCH", f"/v1/users/{_segment(name)}", json={"disabled": disabled}).content
+        content = self._request("PATCH", f"/v1/users/{quote(name, safe='')}", json={"disabled": disabled}).content
         return UserOut.model_validate_json(content)
 
     def create_team(self, name: str) -> TeamOut:
@@ -236,12 +270,12 @@ class AidcClient:
 
     def artifact(self, name: str, team: str | None = None, version: int | None = None) -> ArtifactDetailOut:
         params = {k: v for k, v in {"team": team, "version": version}.items() if v}
-        content = self._request("GET", f"/v1/artifacts/{_segment(name)}", params=params).content
+        content = self._request("GET", f"/v1/artifacts/{quote(name, safe='')}", params=params).content
         return ArtifactDetailOut.model_validate_json(content)
 
     def delete_artifact(self, name: str, team: str | None = None, version: int | None = None) -> ArtifactDeleted:
         params = {k: v for k, v in {"team": team, "version": version}.items() if v}
-        content = self._request("DELETE", f"/v1/artifacts/{_segment(name)}", params=params).content
+        content = self._request("DELETE", f"/v1/artifacts/{quote(name, safe='')}", params=params).content
         return ArtifactDeleted.model_validate_json(content)
 
     # ------------------------------------------------------------------ backups
@@ -254,7 +288,7 @@ class AidcClient:
         return self._get("/v1/backups", _BACKUPS)
 
     def verify_backup(self, name: str) -> BackupVerifyOut:
-        content = self._request("POST", f"/v1/backups/{_segment(name)}/verify", timeout=None).content
+        content = self._request("POST", f"/v1/backups/{quote(name, safe='')}/verify", timeout=None).content
         return BackupVerifyOut.model_validate_json(content)
 
     def jobspec_schema(self) -> dict[str, Any]:

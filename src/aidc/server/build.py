@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from aidc.api.app import create_app
 from aidc.backends.local.backend import LocalBackend
 from aidc.control.clock import SystemClock
+from aidc.control.deployments import DeploymentController
 from aidc.control.health import HeartbeatWatch
 from aidc.control.loop import ControlLoop, CycleObserver
 from aidc.control.retry import RetryPolicy
@@ -38,6 +39,7 @@ from aidc.services.identity import IdentityService
 from aidc.services.jobs import JobService
 from aidc.services.nodes import LemonPolicy, NodeService
 from aidc.services.queues import QueueService
+from aidc.services.serving import DeploymentService
 from aidc.settings import Settings
 from aidc.storage.crypto import load_key
 from aidc.store.migrate import upgrade
@@ -162,9 +164,12 @@ def build(settings: Settings) -> ControlPlane:
             "backups go to %s, on the data dir's own disk: set --backup-target to survive its loss", backups.target
         )
     schedule = BackupSchedule(backups, settings.backup_every) if settings.backup_every else None
+    jobs = JobService(store, backend, clock, loop.wake, guard, audit_log, secrets, artifacts)
+    deployments = DeploymentController(store, clock, loop.wake)
     services = Services(
         auth=auth,
-        jobs=JobService(store, backend, clock, loop.wake, guard, audit_log, secrets, artifacts),
+        jobs=jobs,
+        serving=DeploymentService(store, clock, guard, audit_log, jobs, deployments.wake),
         identity=IdentityService(store, clock, guard, audit_log, auth),
         audit=AuditService(store, audit_key, guard),
         artifacts=artifacts,
@@ -176,18 +181,30 @@ def build(settings: Settings) -> ControlPlane:
         ready=ready,
     )
 
+    gateway = None
+    if settings.gateway_port is not None:
+        from aidc.server.gateway_plan import GatewayRunner
+
+        gateway = GatewayRunner(settings, store, auth)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         loop.start()
         telemetry.start()
         alerts.start()
+        deployments.start()
         if schedule is not None:
             schedule.start()
+        if gateway is not None:
+            await gateway.start()
         try:
             yield
         finally:
+            if gateway is not None:
+                await gateway.stop()
             if schedule is not None:
                 schedule.stop()
+            deployments.stop()
             alerts.stop()
             telemetry.stop()
             loop.stop()

@@ -14,6 +14,7 @@ from aidc.services.identity import IdentityService
 from aidc.services.jobs import JobService
 from aidc.services.nodes import NodeService
 from aidc.services.queues import QueueService
+from aidc.services.serving import DeploymentService
 from aidc.services.telemetry import TelemetryService
 
 
@@ -29,4 +30,5 @@ class Services:
     backups: BackupService
     telemetry: TelemetryService
     alerts: AlertService
+    serving: DeploymentService
     ready: Callable[[], tuple[bool, str]]  # (ready?, why not) for /readyz

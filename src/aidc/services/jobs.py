@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from aidc.domain.artifacts import parse_reference
 from aidc.domain.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from aidc.domain.identity import AuditEntry
-from aidc.domain.jobs import Attempt, Dependency, Job, JobSpec, JobState
+from aidc.domain.jobs import Attempt, Dependency, Job, JobKind, JobSpec, JobState
 from aidc.domain.nodes import Node, NodeState
 from aidc.domain.queues import Queue
 from aidc.ports import Backend, Clock, LogChunk, Store, SupportsLogs
@@ -61,6 +61,18 @@ class JobService:
     def submit(self, principal: Principal, spec: JobSpec) -> Job:
         """Store a PENDING job. A team's queue takes jobs from those who may submit in that team; a shared
         queue (no team) from anyone who may submit anywhere."""
+        if spec.kind == JobKind.SERVE:
+            raise InvalidInput(
+                [FieldProblem("kind", "kind serve makes a deployment: POST /v1/deployments (aidc submit does it)")]
+            )
+        spec = self.prepare(principal, spec)
+        job = self._inserter.insert(spec, principal.name, self._clock.now(), audit=self._submit_entry(principal))
+        self._on_change(job.id)
+        return job
+
+    def prepare(self, principal: Principal, spec: JobSpec) -> JobSpec:
+        """The spec as it will be stored (dependencies by id, secrets sealed, checkpoint pinned) once the
+        caller may submit it there and it can run here; raises InvalidInput naming every problem."""
         self._guard.check_anywhere(principal, Action.JOB_SUBMIT, target=f"queue/{spec.queue}")
         problems = list(self._backend.validate(spec))
         queues, nodes = self._catalog()
@@ -84,9 +96,7 @@ class JobService:
             spec = self._pin_checkpoint(principal, spec, queues[spec.queue], problems)
         if problems:
             raise InvalidInput(problems)
-        job = self._inserter.insert(spec, principal.name, self._clock.now(), audit=self._submit_entry(principal))
-        self._on_change(job.id)
-        return job
+        return spec
 
     def _pin_checkpoint(
         self, principal: Principal, spec: JobSpec, team: str | None, problems: list[FieldProblem]

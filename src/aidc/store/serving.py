@@ -92,6 +92,13 @@ class SqlServingRepository:
             )
         )
 
+    def replace_spec(self, name: str, version: int, spec: JobSpec) -> None:
+        self._conn.execute(
+            update(deployment_versions)
+            .where(deployment_versions.c.deployment == name, deployment_versions.c.version == version)
+            .values(spec=spec.model_dump_json(exclude_defaults=True))
+        )
+
     def spec(self, name: str, version: int) -> JobSpec | None:
         text = self._conn.execute(
             select(deployment_versions.c.spec).where(

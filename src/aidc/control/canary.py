@@ -1,0 +1,45 @@
+"""Whether a canary must be rolled back: its error rate or mean latency against the stable version's,
+from the counters the gateways report. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aidc.domain.serving import RolloutPolicy
+
+
+@dataclass(frozen=True)
+class Traffic:
+    requests: int = 0
+    errors: int = 0
+    latency_sum: float = 0.0  # over successful requests
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+    @property
+    def mean_latency(self) -> float | None:
+        ok = self.requests - self.errors
+        return self.latency_sum / ok if ok > 0 else None
+
+    def __add__(self, other: Traffic) -> Traffic:
+        return Traffic(self.requests + other.requests, self.errors + other.errors, self.latency_sum + other.latency_sum)
+
+
+def rollback_reason(stable: Traffic, canary: Traffic, policy: RolloutPolicy) -> str | None:
+    """Why the canary must go (None: keep it). Judged once it has served `min_requests`."""
+    if canary.requests < policy.min_requests:
+        return None
+    if canary.error_rate > stable.error_rate + policy.max_error_rate_increase:
+        return (
+            f"canary error rate {canary.error_rate:.1%} over {canary.requests} requests vs stable "
+            f"{stable.error_rate:.1%} (allowed +{policy.max_error_rate_increase:.1%})"
+        )
+    stable_latency, canary_latency = stable.mean_latency, canary.mean_latency
+    if stable_latency and canary_latency and canary_latency > stable_latency * policy.max_latency_ratio:
+        return (
+            f"canary mean latency {canary_latency * 1000:.0f} ms vs stable {stable_latency * 1000:.0f} ms "
+            f"(allowed x{policy.max_latency_ratio:g})"
+        )
+    return None
