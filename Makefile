@@ -41,6 +41,7 @@ contracts: $(DEV_STAMP)
 ## Lint, type checks, import contracts, then the whole test suite (starts PostgreSQL itself).
 test: $(DEV_STAMP) lint typecheck contracts
 	bash scripts/install-test-deps.sh
+	bash scripts/install-serve-runtimes.sh $(VENV)
 	$(BIN)/pytest -q
 
 ## Unit tests only: no servers, no processes, seconds.
@@ -49,12 +50,16 @@ test-fast: $(DEV_STAMP)
 
 bench: $(DEV_STAMP)
 	bash scripts/install-test-deps.sh
+	bash scripts/install-serve-runtimes.sh $(VENV)
 	command -v hey >/dev/null || (apt-get update -qq && apt-get install -y -qq hey)
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	command -v nginx >/dev/null || (apt-get update -qq && apt-get install -y -qq nginx-light || apt-get install -y -qq nginx)
 	$(BIN)/python bench/submit.py
 	$(BIN)/python bench/sched_cycle.py
 	$(BIN)/python bench/telemetry.py
 	$(BIN)/python bench/rules.py
 	$(BIN)/python bench/tsdb.py
+	$(BIN)/python bench/gateway.py --chat
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

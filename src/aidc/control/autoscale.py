@@ -31,6 +31,10 @@ class Autoscaler:
     _history: deque[tuple[float, int]] = field(default_factory=deque)
 
     def desired(self, spec: Autoscale, current: int, in_flight: float, now: float) -> int:
+        if not self._history:
+            # As HPA does: the current count stands as a recommendation (for the down window, not the up
+            # one), so that a restart or a new deployment does not act on its first reading.
+            self._history.append((now - 1e-6, current))
         self._history.append((now, recommend(spec, current, in_flight)))
         horizon = max(spec.scale_up_window, spec.scale_down_window)
         while self._history and self._history[0][0] < now - horizon:

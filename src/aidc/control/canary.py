@@ -23,6 +23,17 @@ class Traffic:
         ok = self.requests - self.errors
         return self.latency_sum / ok if ok > 0 else None
 
+    def since(self, earlier: Traffic | None) -> Traffic:
+        """What was counted after `earlier` (a reading of the same cumulative counters); everything when
+        the counters went back (the gateway restarted and counts from zero again)."""
+        if earlier is None or self.requests < earlier.requests or self.errors < earlier.errors:
+            return self
+        return Traffic(
+            self.requests - earlier.requests,
+            self.errors - earlier.errors,
+            max(0.0, self.latency_sum - earlier.latency_sum),
+        )
+
     def __add__(self, other: Traffic) -> Traffic:
         return Traffic(self.requests + other.requests, self.errors + other.errors, self.latency_sum + other.latency_sum)
 

@@ -64,12 +64,18 @@ class _Facts:
     def ready_of(self, version: int) -> list[ReplicaRecord]:
         return [r for r in self.of(version) if r.job_id in self.ready]
 
-    def traffic(self, version: int, since: datetime) -> Traffic:
+    def readings(self, version: int) -> dict[tuple[str, int], Traffic]:
+        """Each gateway's cumulative counters for each replica of `version`."""
         ids = {r.job_id for r in self.of(version)}
+        return {
+            (r.gateway, r.job_id): Traffic(r.requests, r.errors, r.latency_sum) for r in self.reports if r.job_id in ids
+        }
+
+    def traffic(self, version: int, baseline: dict[tuple[str, int], Traffic] | None = None) -> Traffic:
+        """Requests to `version` counted after `baseline` (a reading taken when a rollout began)."""
         total = Traffic()
-        for report in self.reports:
-            if report.job_id in ids and report.at >= since:
-                total = total + Traffic(report.requests, report.errors, report.latency_sum)
+        for key, reading in self.readings(version).items():
+            total = total + reading.since((baseline or {}).get(key))
         return total
 
 
@@ -93,6 +99,8 @@ class DeploymentController:
         self._wake_loop = wake_loop  # a replica job was created or cancelled
         self._interval = interval
         self._autoscalers: dict[str, Autoscaler] = {}
+        # Per canary (deployment, version): the stable replicas' counters when it was first judged.
+        self._baselines: dict[tuple[str, int], dict[tuple[str, int], Traffic]] = {}
         self._specs: dict[tuple[str, int], JobSpec] = {}
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -132,7 +140,7 @@ class DeploymentController:
             deployments = uow.serving.list(include_deleted=True)
             records = uow.serving.replicas()
             reports = uow.serving.reports(now - REPORT_RETENTION)
-        ready, in_flight = readiness(reports, now - REPORT_TTL)
+        ready, in_flight = readiness(reports, records, now - REPORT_TTL)
         changed = 0
         for deployment in deployments:
             mine = [r for r in records if r.deployment == deployment.name]
@@ -181,8 +189,10 @@ class DeploymentController:
             return plan
         new = rollout.version
         if rollout.strategy == RolloutStrategy.CANARY:
-            stable_traffic = facts.traffic(deployment.version, rollout.started_at)
-            canary_traffic = facts.traffic(new, rollout.started_at)
+            # The stable version is judged on what it served since the canary came, not over its lifetime.
+            baseline = self._baselines.setdefault((deployment.name, new), facts.readings(deployment.version))
+            stable_traffic = facts.traffic(deployment.version, baseline)
+            canary_traffic = facts.traffic(new)
             reason = rollback_reason(stable_traffic, canary_traffic, self._spec(deployment.name, new).serve.rollout)  # type: ignore[union-attr]
             if reason is not None:
                 log.warning("deployment %s: canary v%s rolled back: %s", deployment.name, new, reason)
@@ -225,7 +235,7 @@ class DeploymentController:
             return deployment
         load = float(sum(facts.in_flight.get(r.job_id, 0) for r in facts.live))
         scaler = self._autoscalers.setdefault(deployment.name, Autoscaler())
-        wanted = scaler.desired(autoscale, deployment.replicas, load, time.monotonic())
+        wanted = scaler.desired(autoscale, deployment.replicas, load, self._clock.now().timestamp())
         if wanted == deployment.replicas:
             return deployment
         log.info(

@@ -83,7 +83,7 @@ class ServeSpec(BaseModel):
         import re
 
         for name in value:
-            if not re.match(MODEL_NAME_PATTERN, name):
+            if not re.fullmatch(MODEL_NAME_PATTERN, name):
                 raise ValueError(f"{name!r} is not a model name (letters, digits and ._:/- ; at most 128)")
         if len(set(value)) != len(value):
             raise ValueError("a model name is given twice")
@@ -183,6 +183,9 @@ class GatewayReport(BaseModel):
 
     gateway: str
     job_id: int
+    endpoint: str | None = Field(
+        default=None, description="The URL the report is about: a restarted replica listens elsewhere"
+    )
     ready: bool
     in_flight: int = Field(ge=0)
     requests: int = Field(ge=0)

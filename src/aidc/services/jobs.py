@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from aidc.domain.artifacts import parse_reference
@@ -15,7 +15,7 @@ from aidc.domain.queues import Queue
 from aidc.ports import Backend, Clock, LogChunk, Store, SupportsLogs
 from aidc.sched.placement import fits_anywhere
 from aidc.security.rbac import Action, Principal, allowed_anywhere
-from aidc.security.secretbox import SecretBox
+from aidc.security.secretbox import SecretBox, SecretError
 from aidc.services.artifacts import ArtifactService
 from aidc.services.audit_log import AuditLog
 from aidc.services.authz import Guard
@@ -112,6 +112,20 @@ class JobService:
             problems.append(FieldProblem("from_checkpoint", f"no artifact {spec.from_checkpoint} in {where}"))
             return spec
         return spec.model_copy(update={"from_checkpoint": f"{found.name}:{found.version}"})
+
+    def same_secrets(self, sealed: Mapping[str, str], plain: Mapping[str, str]) -> bool:
+        """Do the stored (sealed) secret values hold exactly these plain ones? (Sealing is randomized, so
+        two seals of one value differ.)"""
+        if set(sealed) != set(plain):
+            return False
+        if not sealed:
+            return True
+        if self._secrets is None:
+            return False
+        try:
+            return all(self._secrets.open(sealed[k], f"job-env:{k}") == plain[k] for k in plain)
+        except SecretError:
+            return False
 
     def _seal(self, spec: JobSpec, problems: list[FieldProblem]) -> JobSpec:
         if self._secrets is None:

@@ -12,6 +12,7 @@ from enum import StrEnum
 from aidc.domain.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from aidc.domain.jobs import MAX_RETRIES, JobKind, JobSpec, JobState
 from aidc.domain.serving import (
+    MAX_REPLICAS,
     ByUsage,
     Deployment,
     GatewayReport,
@@ -56,12 +57,19 @@ def live(record: ReplicaRecord) -> bool:
     return not JobState(record.state).is_terminal
 
 
-def readiness(reports: Sequence[GatewayReport], since: datetime) -> tuple[set[int], dict[int, int]]:
-    """Replicas some gateway found ready lately, and their in-flight requests summed over gateways."""
+def readiness(
+    reports: Sequence[GatewayReport], records: Sequence[ReplicaRecord], since: datetime
+) -> tuple[set[int], dict[int, int]]:
+    """Replicas some gateway lately found ready at the address they listen on now (a restarted replica
+    listens elsewhere: what was said about its last attempt does not count), and only while RUNNING; and
+    in-flight requests summed over gateways."""
+    current = {r.job_id: r.endpoint for r in records if r.state == JobState.RUNNING}
     ready: set[int] = set()
     in_flight: dict[int, int] = {}
     for report in reports:
-        if report.at < since:
+        if report.at < since or report.job_id not in current:
+            continue
+        if report.endpoint is not None and report.endpoint != current[report.job_id]:
             continue
         if report.ready:
             ready.add(report.job_id)
@@ -101,6 +109,7 @@ class DeploymentService:
         change is a new version rolled out by the spec's rollout policy."""
         if spec.kind != JobKind.SERVE or spec.serve is None:
             raise InvalidInput([FieldProblem("kind", "a deployment is a job of kind serve with a serve block")])
+        plain_secrets = dict(spec.secret_env)
         spec = replica_spec(self._jobs.prepare(principal, spec))
         assert spec.serve is not None
         now = self._clock.now()
@@ -123,6 +132,9 @@ class DeploymentService:
                 outcome = Applied.CREATED
             else:
                 self._guard.check(principal, Action.JOB_SUBMIT, self._team(uow, current.queue), target=self._t(spec))
+                stable = self._spec(uow, current.name, current.version)
+                if spec.secret_env and self._jobs.same_secrets(stable.secret_env, plain_secrets):
+                    spec = spec.model_copy(update={"secret_env": stable.secret_env})  # the same values: keep their seal
                 deployment, outcome = self._change(uow, principal, current, spec, now)
             uow.serving.save(deployment)
             detail = {"version": deployment.version, "outcome": outcome.value, "queue": spec.queue}
@@ -157,6 +169,8 @@ class DeploymentService:
         return current.model_copy(update={"rollout": rollout, "updated_at": now}), Applied.ROLLOUT
 
     def scale(self, principal: Principal, name: str, replicas: int) -> DeploymentView:
+        if not 0 <= replicas <= MAX_REPLICAS:
+            raise InvalidInput([FieldProblem("replicas", f"must be between 0 and {MAX_REPLICAS}")])
         with self._store.unit_of_work() as uow:
             deployment, team = self._writable(uow, principal, name)
             spec = self._spec(uow, name, deployment.version)
@@ -288,7 +302,8 @@ class DeploymentService:
         for other in uow.serving.list():
             if other.name == spec.name:
                 continue
-            taken = set(self._spec(uow, other.name, other.version).serve.models)  # type: ignore[union-attr]
+            versions = {other.version} | ({other.rollout.version} if other.rolling and other.rollout else set())
+            taken = {m for v in versions for m in self._spec(uow, other.name, v).serve.models}  # type: ignore[union-attr]
             clash = sorted(taken & set(spec.serve.models))
             if clash:
                 raise Conflict(f"model {clash[0]} is served by deployment {other.name}")
@@ -303,19 +318,19 @@ class DeploymentService:
             if deployment.rolling and deployment.rollout
             else None
         )
-        ready, in_flight = readiness(
-            uow.serving.reports(self._clock.now() - REPORT_TTL), self._clock.now() - REPORT_TTL
-        )
+        since = self._clock.now() - REPORT_TTL
+        records = uow.serving.replicas([deployment.name])
+        ready, in_flight = readiness(uow.serving.reports(since), records, since)
         replicas = [
             ReplicaStatus(
                 job_id=r.job_id,
                 version=r.version,
                 state=r.state,
-                ready=r.job_id in ready and r.state == JobState.RUNNING,
+                ready=r.job_id in ready,
                 endpoint=r.endpoint,
                 in_flight=in_flight.get(r.job_id, 0),
             )
-            for r in uow.serving.replicas([deployment.name])
+            for r in records
             if live(r)
         ]
         return DeploymentView(deployment, team, spec, rollout_spec, replicas)

@@ -302,6 +302,7 @@ gateway_reports = Table(
     metadata,
     Column("gateway", String(128), primary_key=True),
     Column("job_id", Integer, primary_key=True),
+    Column("endpoint", Text),
     Column("ready", Boolean, nullable=False),
     Column("in_flight", Integer, nullable=False),
     Column("requests", BigInteger, nullable=False),

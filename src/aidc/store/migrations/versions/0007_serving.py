@@ -59,6 +59,7 @@ def upgrade() -> None:
         "gateway_reports",
         sa.Column("gateway", sa.String(128), nullable=False),
         sa.Column("job_id", sa.Integer(), nullable=False),
+        sa.Column("endpoint", sa.Text(), nullable=True),
         sa.Column("ready", sa.Boolean(), nullable=False),
         sa.Column("in_flight", sa.Integer(), nullable=False),
         sa.Column("requests", sa.BigInteger(), nullable=False),
