@@ -123,10 +123,10 @@ def _deploy_stubs(server: AidcServer, tmp: Path) -> list[str]:
     path = tmp / "stub.yaml"
     path.write_text(yaml.safe_dump(spec))
     result = server.cli("submit", str(path))
-    assert result.code == 0, result.err
+    assert result.code == 0, result.stderr
 
     def ready() -> list[str] | None:
-        d = json.loads(server.cli("models", "show", "stub", "--json").out)
+        d = server.cli("models", "show", "stub", "--json").json()
         return [r["endpoint"] for r in d["replica_list"]] if d["ready_replicas"] == 2 else None
 
     endpoints: list[str] = wait_for(ready, timeout=60, every=0.5, what="two ready stub replicas")
@@ -199,7 +199,7 @@ def main() -> None:
                 assert server.cli("submit", str(tmp / "chat.yaml")).code == 0
 
                 def chat_ready() -> str | None:
-                    d = json.loads(server.cli("models", "show", "smollm2", "--json").out)
+                    d = server.cli("models", "show", "smollm2", "--json").json()
                     return d["replica_list"][0]["endpoint"] if d["ready_replicas"] == 1 else None
 
                 direct = wait_for(chat_ready, timeout=120, every=1, what="the chat replica")

@@ -42,8 +42,8 @@ def _spec_file(example: str, tmp: Path, **changes: Any) -> Path:
 
 def _deployment(server: AidcServer, name: str) -> dict[str, Any]:
     result = server.cli("models", "show", name, "--json")
-    assert result.code == 0, result.err
-    found: dict[str, Any] = json.loads(result.out)
+    assert result.code == 0, result.stderr
+    found: dict[str, Any] = json.loads(result.stdout)
     return found
 
 
@@ -63,8 +63,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AidcServer]:
         small = {"gpus": 0, "cpus": 0.5, "memory": "1GB"}
         for example in ("serve_embeddings", "serve_chat"):
             result = server.cli("submit", str(_spec_file(example, tmp, resources=small)))
-            assert result.code == 0, result.err
-            assert "created" in result.out
+            assert result.code == 0, result.stderr
+            assert "created" in result.stdout
         wait_for(lambda: _ready(server, "minilm", 2), timeout=180, every=1, what="two ready embedding replicas")
         wait_for(lambda: _ready(server, "smollm2", 1), timeout=120, every=1, what="a ready chat replica")
         yield server
@@ -135,8 +135,8 @@ def test_usage_is_metered_per_model(served: AidcServer, client: openai.OpenAI) -
 
     def metered() -> list[dict[str, Any]] | None:
         result = served.cli("usage", "--by", "model", "--json")
-        assert result.code == 0, result.err
-        rows: list[dict[str, Any]] = json.loads(result.out)
+        assert result.code == 0, result.stderr
+        rows: list[dict[str, Any]] = json.loads(result.stdout)
         models = {r["key"] for r in rows if r["total_tokens"] > 0}
         return rows if {EMBED, CHAT} <= models else None
 

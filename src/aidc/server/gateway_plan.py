@@ -11,7 +11,9 @@ from collections.abc import Iterator
 
 import uvicorn
 
-from aidc.gateway.app import GatewayConfig, create_gateway_app, load_limits
+from aidc.gateway.app import create_gateway_app
+from aidc.gateway.config import GatewayConfig
+from aidc.gateway.limits import load_limits
 from aidc.gateway.store_backplane import ServingBackplane
 from aidc.ports import Store
 from aidc.services.auth import AuthService
