@@ -131,6 +131,67 @@ NODE_HEARTBEAT_AGE = SeriesName(
 ALERTS_FIRING = SeriesName("aidc_alerts_firing", "gauge", "Alerts firing, by severity.", ("severity",))
 
 
+# -------------------------------------------------------------------------------- inference gateway (issue 7)
+# `replica` is the replica's job id. Codes are the HTTP status the client got (499: it went away first).
+GATEWAY_REQUESTS = SeriesName(
+    "aidc_gateway_requests_total",
+    "counter",
+    "Requests answered by the gateway, by model, replica and HTTP status.",
+    ("model", "replica", "code"),
+)
+GATEWAY_ERRORS = SeriesName(
+    "aidc_gateway_errors_total",
+    "counter",
+    "Failed attempts to reach a replica (connect, broken, upstream_5xx, timeout) and requests with no replica.",
+    ("model", "replica", "kind"),
+)
+GATEWAY_REQUEST_DURATION = SeriesName(
+    "aidc_gateway_request_duration_seconds",
+    "histogram",
+    "Time from a request's arrival at the gateway to the last byte of its response.",
+    ("model",),
+)
+GATEWAY_TTFT = SeriesName(
+    "aidc_gateway_time_to_first_token_seconds",
+    "histogram",
+    "Streamed requests: time from arrival at the gateway to the first event sent to the client.",
+    ("model",),
+)
+GATEWAY_TOKENS = SeriesName(
+    "aidc_gateway_tokens_total", "counter", "Tokens metered, by kind (prompt, completion).", ("model", "kind")
+)
+GATEWAY_IN_FLIGHT = SeriesName(
+    "aidc_gateway_replica_in_flight", "gauge", "Requests the gateway has in flight to a replica.", ("model", "replica")
+)
+GATEWAY_REPLICA_READY = SeriesName(
+    "aidc_gateway_replica_ready",
+    "gauge",
+    "1 when a replica gets traffic (its readiness check passes and its circuit is not open).",
+    ("model", "replica"),
+)
+GATEWAY_EJECTIONS = SeriesName(
+    "aidc_gateway_replica_ejections_total",
+    "counter",
+    "Replicas taken out of rotation, by reason (passive: consecutive failures; probe: readiness check failed).",
+    ("model", "replica", "reason"),
+)
+GATEWAY_READMISSIONS = SeriesName(
+    "aidc_gateway_replica_readmissions_total",
+    "counter",
+    "Ejected replicas put back in rotation, by reason (passive: half-open request passed; probe: check passed).",
+    ("model", "replica", "reason"),
+)
+GATEWAY_RETRIES = SeriesName(
+    "aidc_gateway_retries_total", "counter", "Requests sent again to another replica after a failure.", ("model",)
+)
+GATEWAY_RATE_LIMITED = SeriesName(
+    "aidc_gateway_rate_limited_total",
+    "counter",
+    "Requests refused by a rate limit, by scope (key, team) and limit (requests, tokens, concurrent).",
+    ("scope", "limit"),
+)
+
+
 def all_names() -> dict[str, SeriesName]:
     """Every exposed series by name (histograms also expose `_bucket`, `_sum`, `_count`)."""
     return {v.name: v for v in globals().values() if isinstance(v, SeriesName)}
