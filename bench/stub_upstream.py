@@ -1,6 +1,7 @@
 """A fast OpenAI-shaped stub replica for bench/gateway.py: answers every request in one write.
 
-POST /v1/chat/completions (and any other POST) -> a fixed chat completion with usage; GET -> a models list.
+POST /v1/chat/completions (and any other POST) -> a fixed chat completion with usage (a 500 with
+STUB_FAIL=1); GET -> a models list.
 Plain asyncio protocol, HTTP/1.1 keep-alive, so that the stub costs as little as possible and the proxy in
 front of it is what a benchmark measures. Listens on 127.0.0.1:$AIDC_PORT (or argv[1]).
 
@@ -30,12 +31,15 @@ MODELS = json.dumps(
 ).encode()
 
 
-def _response(body: bytes) -> bytes:
-    head = f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
+def _response(body: bytes, status: str = "200 OK") -> bytes:
+    head = f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
     return head.encode() + body
 
 
-CHAT_RESPONSE = _response(CHAT)
+# STUB_FAIL=1: every POST answers 500 (a broken release, for canary tests); readiness still passes.
+FAILING = os.environ.get("STUB_FAIL") == "1"
+ERROR = json.dumps({"error": {"message": "stub told to fail", "type": "server_error"}}).encode()
+CHAT_RESPONSE = _response(ERROR, "500 Internal Server Error") if FAILING else _response(CHAT)
 MODELS_RESPONSE = _response(MODELS)
 
 

@@ -39,14 +39,22 @@ class Traffic:
 
 
 def rollback_reason(stable: Traffic, canary: Traffic, policy: RolloutPolicy) -> str | None:
-    """Why the canary must go (None: keep it). Judged once it has served `min_requests`."""
-    if canary.requests < policy.min_requests:
-        return None
-    if canary.error_rate > stable.error_rate + policy.max_error_rate_increase:
+    """Why the canary must go (None: keep it).
+
+    Latency is judged once the canary has served `min_requests`. Errors are judged earlier when the outcome
+    is already certain: the canary's errors over max(requests, min_requests) is the lowest error rate it
+    can still end with, and once even that is over the limit there is no point waiting. This matters
+    because a failing canary is soon ejected by the gateway's circuit breaker and then gets only a trickle
+    of probe requests: it might never reach `min_requests`."""
+    limit = stable.error_rate + policy.max_error_rate_increase
+    lowest = canary.errors / max(canary.requests, policy.min_requests)
+    if canary.errors and lowest > limit:
         return (
             f"canary error rate {canary.error_rate:.1%} over {canary.requests} requests vs stable "
             f"{stable.error_rate:.1%} (allowed +{policy.max_error_rate_increase:.1%})"
         )
+    if canary.requests < policy.min_requests:
+        return None
     stable_latency, canary_latency = stable.mean_latency, canary.mean_latency
     if stable_latency and canary_latency and canary_latency > stable_latency * policy.max_latency_ratio:
         return (

@@ -39,11 +39,20 @@ def test_traffic_adds_up() -> None:
 # ------------------------------------------------------------------------------------------- judgment
 
 
-def test_not_judged_before_min_requests() -> None:
+def test_latency_not_judged_before_min_requests() -> None:
     stable = _traffic(10_000, errors=0)
-    assert rollback_reason(stable, Traffic(requests=49, errors=49), POLICY) is None
     assert rollback_reason(stable, _traffic(49, mean_latency=30.0), POLICY) is None
-    assert rollback_reason(stable, Traffic(requests=50, errors=50), POLICY) is not None
+    assert rollback_reason(stable, _traffic(50, mean_latency=30.0), POLICY) is not None
+
+
+def test_errors_judged_early_only_when_the_outcome_is_certain() -> None:
+    # Limit 0 % + 5 % over at least 50 requests: 2 errors could still end at 4 %; 3 cannot end under 6 %.
+    stable = _traffic(10_000, errors=0)
+    assert rollback_reason(stable, Traffic(requests=2, errors=2), POLICY) is None
+    assert rollback_reason(stable, Traffic(requests=3, errors=3), POLICY) is not None
+    assert rollback_reason(stable, Traffic(requests=49, errors=2), POLICY) is None
+    # An ejected canary gets few requests: its errors alone decide.
+    assert rollback_reason(stable, Traffic(requests=4, errors=3), POLICY) is not None
 
 
 def test_a_healthy_canary_is_kept() -> None:
