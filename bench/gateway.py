@@ -5,7 +5,9 @@ OpenAI-shaped answer in one write). The same requests then go three ways:
 
 - direct: to one stub replica (the floor of this machine: client, loopback, stub);
 - gateway: through aidc's gateway (token check, routing policy, limits, metering, metrics);
-- nginx: through Debian's nginx as a plain reverse proxy to the same two replicas (keep-alive upstream).
+- nginx: through Debian's nginx as a plain reverse proxy to the same two replicas (keep-alive upstream);
+- uvicorn floor: a bare ASGI app under the same uvicorn answering the fixed body itself (no proxying):
+  the ceiling of any Python service served by uvicorn here.
 
 Two measurements per path: latency at a fixed rate (hey, 500 requests/s by default; added latency =
 p50/p99 minus direct's) and the highest throughput (wrk, 32 connections). nginx runs one worker, as the
@@ -144,6 +146,13 @@ def _nginx(endpoints: list[str], workers: str, tmp: Path) -> tuple[subprocess.Po
     return proc, port
 
 
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
 def _ttft(url: str, token: str, count: int) -> float:
     """Median seconds to the first streamed content chunk of a chat completion."""
     samples = []
@@ -175,14 +184,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="aidc-bench-gw-") as name:
         tmp = Path(name)
         server = AidcServer(tmp / "data").start()
-        nginx = None
+        nginx = floor = None
         try:
             endpoints = _deploy_stubs(server, tmp)
             nginx, nginx_port = _nginx(endpoints, args.nginx_workers, tmp)
+            floor_port = free_port()
+            floor = subprocess.Popen(
+                [sys.executable, "uvicorn_floor.py", str(floor_port)], cwd=ROOT / "bench", stderr=subprocess.DEVNULL
+            )
+            wait_for(lambda: _answers(f"http://127.0.0.1:{floor_port}/v1/models"), timeout=15)
             targets = {
                 "direct": f"{endpoints[0]}{PATH}",
                 "gateway": f"{server.gateway_url}{PATH}",
                 "nginx": f"http://127.0.0.1:{nginx_port}{PATH}",
+                "uvicorn floor": f"http://127.0.0.1:{floor_port}{PATH}",
             }
             for label, url in targets.items():
                 console.print(f"[dim]{label}: {args.rate} req/s for {args.seconds}s, then wrk flat out[/dim]")
@@ -209,9 +224,10 @@ def main() -> None:
                     "gateway_ms": _ttft(server.gateway_url, server.token, 15) * 1000,
                 }
         finally:
-            if nginx is not None:
-                nginx.terminate()
-                nginx.wait(timeout=10)
+            for proc in (nginx, floor):
+                if proc is not None:
+                    proc.terminate()
+                    proc.wait(timeout=10)
             server.stop()
             server.reap_jobs()
     direct, gateway, nginx_r = results["direct"], results["gateway"], results["nginx"]
@@ -221,6 +237,8 @@ def main() -> None:
         "nginx_added_p50_ms": nginx_r["p50_ms"] - direct["p50_ms"],
         "nginx_added_p99_ms": nginx_r["p99_ms"] - direct["p99_ms"],
         "gateway_vs_nginx_throughput": gateway["max_rps"] / nginx_r["max_rps"],
+        "uvicorn_floor_vs_nginx_throughput": results["uvicorn floor"]["max_rps"] / nginx_r["max_rps"],
+        "gateway_vs_uvicorn_floor_throughput": gateway["max_rps"] / results["uvicorn floor"]["max_rps"],
     }
     if args.json:
         print(json.dumps({"results": results, "summary": summary, "rate": args.rate}, indent=2))
@@ -228,7 +246,7 @@ def main() -> None:
     table = Table(title=f"Gateway vs nginx vs direct ({args.rate} req/s latency runs; wrk {args.connections} conns)")
     for column in ("path", "p50 ms", "p99 ms", "added p50", "added p99", "errors", "max req/s", "max errors"):
         table.add_column(column, justify="right")
-    for label in ("direct", "gateway", "nginx"):
+    for label in ("direct", "gateway", "nginx", "uvicorn floor"):
         r = results[label]
         table.add_row(
             label, f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}", f"{r['p50_ms'] - direct['p50_ms']:+.2f}",
@@ -240,6 +258,10 @@ def main() -> None:
         f"gateway throughput = {summary['gateway_vs_nginx_throughput']:.2f} x nginx's "
         f"(goal >= 0.5); added latency p50 {summary['gateway_added_p50_ms']:+.2f} ms (goal <= 1), "
         f"p99 {summary['gateway_added_p99_ms']:+.2f} ms (goal <= 5)"
+    )
+    print(
+        f"a bare uvicorn app (fixed answer, no proxying) = {summary['uvicorn_floor_vs_nginx_throughput']:.2f} x "
+        f"nginx's throughput; the gateway = {summary['gateway_vs_uvicorn_floor_throughput']:.2f} x that floor"
     )
     if "ttft" in results:
         t = results["ttft"]
