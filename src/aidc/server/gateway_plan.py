@@ -28,6 +28,24 @@ def gateway_config(settings: Settings) -> GatewayConfig:
     return GatewayConfig(gateway_id=ident, limits=limits) if limits else GatewayConfig(gateway_id=ident)
 
 
+def bind(host: str, port: int) -> socket.socket:
+    """The gateway's listening socket, bound before anything starts, so that a port in use is one clear
+    line rather than uvicorn's exit from inside the running event loop."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ValueError(
+            f"gateway port {port}: cannot listen on {host}:{port} ({exc.strerror or exc}); "
+            "choose another with --gateway-port, or --no-gateway"
+        ) from None
+    sock.set_inheritable(True)
+    return sock
+
+
 class _QuietServer(uvicorn.Server):
     """A uvicorn server that leaves signals to the API server it runs beside (it is stopped by that
     server's shutdown, after the gateway's last usage was written)."""
@@ -45,8 +63,6 @@ class GatewayRunner:
         self._server = _QuietServer(
             uvicorn.Config(
                 app,
-                host=settings.host,
-                port=settings.gateway_port or 0,
                 log_level=settings.log_level,
                 access_log=False,
                 timeout_graceful_shutdown=5,
@@ -56,9 +72,10 @@ class GatewayRunner:
         )
         self._task: asyncio.Task[None] | None = None
         self._port = settings.gateway_port
+        self._socket = bind(settings.host, settings.gateway_port or 0)
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._server.serve())
+        self._task = asyncio.create_task(self._server.serve(sockets=[self._socket]))
         while not self._server.started:
             if self._task.done():  # uvicorn exits when it cannot bind
                 raise RuntimeError(f"the gateway cannot listen on port {self._port} (in use?)")
@@ -88,22 +105,23 @@ def serve_gateway(settings: Settings) -> None:
     url = settings.database_url or f"sqlite:///{data_dir / 'aidc.db'}"
     if current_revision(url) != head_revision():
         raise ValueError(f"{url}: no aidc database at the current schema; start `aidc up` on it first")
+    sock = bind(settings.host, settings.gateway_port or 0)
     audit_key = load_or_create(data_dir / AUDIT_KEY_FILE, settings.audit_key, "AIDC_AUDIT_KEY")
     store = SqlStore(url, audit_key=audit_key)
     clock = SystemClock()
     auth = AuthService(store, clock, AuditLog(store, clock))
     app = create_gateway_app(ServingBackplane(store, auth), gateway_config(settings))
     log.info("gateway on %s:%s, control plane database %s", settings.host, settings.gateway_port, data_dir)
+    config = uvicorn.Config(
+        app,
+        log_level=settings.log_level,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+        ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
+        ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
+    )
     try:
-        uvicorn.run(
-            app,
-            host=settings.host,
-            port=settings.gateway_port or 0,
-            log_level=settings.log_level,
-            access_log=False,
-            timeout_graceful_shutdown=5,
-            ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
-            ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
-        )
+        uvicorn.Server(config).run(sockets=[sock])
     finally:
+        sock.close()
         store.close()
