@@ -58,14 +58,9 @@ def submit(
     if from_checkpoint is not None:
         spec["from_checkpoint"] = from_checkpoint
     if spec.get("kind") == "serve":  # a model deployment: its replicas are jobs the controller creates
-        from aidc.cli.serving import print_applied
+        from aidc.cli.serving import apply_spec
 
-        with api_errors(str(file)), config.client() as client:
-            result = client.deploy(spec)
-        if json_out:
-            render.print_json(result)
-        else:
-            print_applied(result)
+        apply_spec(file, spec, json_out)
         return
     with api_errors(str(file)), config.client() as client:
         job = client.submit(spec)

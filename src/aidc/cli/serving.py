@@ -45,7 +45,10 @@ def deploy(
     """Deploy a model: create the deployment, scale it, or roll out a new version (like kubectl apply)."""
     from aidc.cli.jobs import load_job_file
 
-    spec = load_job_file(file, None)
+    apply_spec(file, load_job_file(file, None), json_out)
+
+
+def apply_spec(file: Path, spec: dict[str, Any], json_out: bool) -> None:
     with api_errors(str(file)), config.client() as client:
         result = client.deploy(spec)
     if json_out:

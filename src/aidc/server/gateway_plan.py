@@ -28,6 +28,18 @@ def gateway_config(settings: Settings) -> GatewayConfig:
     return GatewayConfig(gateway_id=ident, limits=limits) if limits else GatewayConfig(gateway_id=ident)
 
 
+def server_config(settings: Settings, store: Store, auth: AuthService) -> uvicorn.Config:
+    """uvicorn's settings for the gateway app; it serves a socket bound beforehand (see bind)."""
+    return uvicorn.Config(
+        create_gateway_app(ServingBackplane(store, auth), gateway_config(settings)),
+        log_level=settings.log_level,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+        ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
+        ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
+    )
+
+
 def bind(host: str, port: int) -> socket.socket:
     """The gateway's listening socket, bound before anything starts, so that a port in use is one clear
     line rather than uvicorn's exit from inside the running event loop."""
@@ -59,17 +71,7 @@ class GatewayRunner:
     """Serves the gateway app on the running event loop, started and stopped by the API's lifespan."""
 
     def __init__(self, settings: Settings, store: Store, auth: AuthService) -> None:
-        app = create_gateway_app(ServingBackplane(store, auth), gateway_config(settings))
-        self._server = _QuietServer(
-            uvicorn.Config(
-                app,
-                log_level=settings.log_level,
-                access_log=False,
-                timeout_graceful_shutdown=5,
-                ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
-                ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
-            )
-        )
+        self._server = _QuietServer(server_config(settings, store, auth))
         self._task: asyncio.Task[None] | None = None
         self._port = settings.gateway_port
         self._socket = bind(settings.host, settings.gateway_port or 0)
@@ -110,16 +112,8 @@ def serve_gateway(settings: Settings) -> None:
     store = SqlStore(url, audit_key=audit_key)
     clock = SystemClock()
     auth = AuthService(store, clock, AuditLog(store, clock))
-    app = create_gateway_app(ServingBackplane(store, auth), gateway_config(settings))
+    config = server_config(settings, store, auth)
     log.info("gateway on %s:%s, control plane database %s", settings.host, settings.gateway_port, data_dir)
-    config = uvicorn.Config(
-        app,
-        log_level=settings.log_level,
-        access_log=False,
-        timeout_graceful_shutdown=5,
-        ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
-        ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
-    )
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
