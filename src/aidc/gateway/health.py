@@ -73,18 +73,23 @@ class CircuitBreaker:
         """May a new request go to this replica at `now`?"""
         if not self.ready:
             return False
-        state = self.state(now)
-        return state is BreakerState.CLOSED or (state is BreakerState.HALF_OPEN and not self._probe_out)
+        until = self._open_until
+        # CLOSED, or HALF_OPEN (the cool-down is over) with no probe out yet; state() spelled out
+        return until is None or (now >= until and not self._probe_out)
 
     def dispatch(self, now: float) -> int:
         """A request leaves for the replica; returns the generation to hand back with its result.
         In HALF_OPEN this request is the probe, and no other is admitted until it ends."""
-        if self.state(now) is BreakerState.HALF_OPEN:
+        until = self._open_until
+        if until is not None and now >= until:  # HALF_OPEN
             self._probe_out = True
         return self.generation
 
     def record_success(self, now: float, generation: int) -> None:
         if generation != self.generation:
+            return
+        if self._open_until is None:  # CLOSED, the usual case
+            self.consecutive_failures = 0
             return
         state = self.state(now)
         if state is BreakerState.HALF_OPEN:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -34,7 +34,8 @@ TOKENS_PER_MESSAGE = 3
 REPLY_PRIMING = 3
 
 _USAGE_KEY = b'"usage"'
-_DECODER = json.JSONDecoder()
+# (text, index) -> (value, end), StopIteration when no JSON value starts there (the C scanner; untyped)
+_SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,11 @@ class Usage:
 
 def parse_usage(value: Any) -> Usage | None:
     """Usage from an OpenAI `usage` object; None when it is not one."""
+    if type(value) is dict:  # as JSON gives it: the usual case first, checked quickly (the same rules)
+        prompt = value.get("prompt_tokens")
+        completion = value.get("completion_tokens") or 0
+        if type(prompt) is int and prompt >= 0 and type(completion) is int and completion >= 0:
+            return Usage(prompt, completion)
     if not isinstance(value, Mapping):
         return None
     prompt = _count(value.get("prompt_tokens"))
@@ -90,8 +96,8 @@ def _object_at(body: bytes, start: int) -> Any:
     """The JSON object that starts at body[start] (a usage object is small: look at 2 KiB first)."""
     for window in (2048, len(body) - start):
         try:
-            value, _ = _DECODER.raw_decode(body[start : start + window].decode("utf-8", "replace"))
-        except ValueError:
+            value, _ = _SCAN(body[start : start + window].decode("utf-8", "replace"), 0)
+        except (ValueError, StopIteration):
             continue
         return value
     return None

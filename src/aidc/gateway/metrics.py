@@ -122,6 +122,12 @@ class GatewayMetrics:
         key = (model, replica, str(code))
         self.requests[key] = self.requests.get(key, 0.0) + 1.0
 
+    def served(self, model: str, replica: str, code: int, seconds: float) -> None:
+        """request() and duration() together: a request that was proxied (the hot path's one call)."""
+        key = (model, replica, str(code))
+        self.requests[key] = self.requests.get(key, 0.0) + 1.0
+        self.duration_histogram.observe((model,), seconds)
+
     def error(self, model: str, replica: str, kind: str) -> None:
         self._add(self.errors, (model, replica, kind))
 

@@ -88,9 +88,15 @@ class _Cursor:
         self._last: dict[str, str] = {}
 
     def next(self, model: str, candidates: Sequence[Replica]) -> Replica:
-        last = self._last.get(model)
-        i = 0 if last is None else bisect.bisect_right([c.id for c in candidates], last)
-        chosen = candidates[i % len(candidates)]
+        if len(candidates) == 1:
+            chosen = candidates[0]
+        else:
+            last = self._last.get(model)
+            if last is None:
+                chosen = candidates[0]
+            else:
+                i = bisect.bisect_right([c.id for c in candidates], last)
+                chosen = candidates[i % len(candidates)]
         self._last[model] = chosen.id
         return chosen
 
@@ -100,8 +106,11 @@ def _least(
 ) -> Replica:
     # Ties go round robin: with sequential requests every replica is idle, and "first by id" would
     # send them all to the same one.
-    best = min(key(c) for c in candidates)
-    return cursor.next(model, [c for c in candidates if key(c) == best])
+    if len(candidates) == 1:
+        return cursor.next(model, candidates)
+    keys = [key(c) for c in candidates]
+    best = min(keys)
+    return cursor.next(model, [c for c, k in zip(candidates, keys, strict=True) if k == best])
 
 
 @register("round_robin")
@@ -121,7 +130,13 @@ class LeastConnections(Policy):
         self._cursor = _Cursor()
 
     def _pick(self, pool: Pool, request: RouteRequest, candidates: Sequence[Replica]) -> Replica:
-        return _least(pool, pool.model, candidates, lambda r: _load(pool, r), self._cursor)
+        # _least with _load, spelled out (the hot path of the default policy)
+        if len(candidates) == 1:
+            return self._cursor.next(pool.model, candidates)
+        stats = pool.stats
+        loads = [stats(c.id).in_flight / c.weight for c in candidates]
+        best = min(loads)
+        return self._cursor.next(pool.model, [candidates[i] for i, load in enumerate(loads) if load == best])
 
 
 @register("least_latency")

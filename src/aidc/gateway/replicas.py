@@ -72,6 +72,7 @@ class Pool:
         self.health = health or HealthConfig()
         self._entries: dict[str, _Entry] = {}
         self._order: list[str] = []
+        self._sequence: tuple[_Entry, ...] = ()  # the entries in the order of their ids
         self._membership: tuple[tuple[str, float], ...] = ()
 
     def add(self, replica: Replica) -> None:
@@ -84,14 +85,18 @@ class Pool:
             bisect.insort(self._order, replica.id)
         else:
             entry.replica = replica
-        self._membership = tuple((i, self._entries[i].replica.weight) for i in self._order)
+        self._changed()
 
     def remove(self, replica_id: str) -> bool:
         if self._entries.pop(replica_id, None) is None:
             return False
         self._order.remove(replica_id)
-        self._membership = tuple((i, self._entries[i].replica.weight) for i in self._order)
+        self._changed()
         return True
+
+    def _changed(self) -> None:
+        self._sequence = tuple(self._entries[i] for i in self._order)
+        self._membership = tuple((e.replica.id, e.replica.weight) for e in self._sequence)
 
     def __len__(self) -> int:
         return len(self._order)
@@ -109,6 +114,11 @@ class Pool:
     def breaker(self, replica_id: str) -> CircuitBreaker:
         return self._entries[replica_id].breaker
 
+    def breaker_of(self, replica_id: str) -> CircuitBreaker | None:
+        """The replica's breaker, None when it is not (or no longer) here."""
+        entry = self._entries.get(replica_id)
+        return None if entry is None else entry.breaker
+
     def membership(self) -> tuple[tuple[str, float], ...]:
         """(id, weight) of every replica, ready or not; changes only when replicas come, go or reweigh."""
         return self._membership
@@ -124,10 +134,10 @@ class Pool:
         """Replicas a new request may go to at `now`: ready, not ejected (or free to take the half-open
         probe), and not in `exclude` (those already tried for this request). Sorted by id."""
         out = []
-        for replica_id in self._order:
-            entry = self._entries[replica_id]
-            if replica_id not in exclude and entry.replica.ready and entry.breaker.admits(now):
-                out.append(entry.replica)
+        for entry in self._sequence:
+            replica = entry.replica
+            if replica.ready and entry.breaker.admits(now) and replica.id not in exclude:
+                out.append(replica)
         return out
 
     def start(self, replica_id: str, now: float) -> Dispatch:

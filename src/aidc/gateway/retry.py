@@ -65,6 +65,14 @@ class RetryBudget:
 
     def record_request(self, now: float) -> None:
         """An original request arrived (retries are not requests here)."""
+        slots = self._slots
+        if slots:
+            last = slots[-1]
+            # the usual case, quickly: a second with a slot already, and no slot to expire
+            if last[0] == math.floor(now) and slots[0][0] > math.floor(now - self.config.window):
+                last[1] += self._deposit
+                self._net += self._deposit
+                return
         self._expire(now)
         self._add(now, self._deposit)
 

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 import httptools
 
+MAX_HEADER_BLOCKS = 64  # header sets whose serialisation is remembered
 HIGH_WATER = 1 << 20  # pause reading a streamed response when a slow reader leaves this much queued
 LOW_WATER = 1 << 16
 
@@ -108,6 +109,22 @@ class UpstreamResponse:
     def complete(self) -> bool:
         return self._done
 
+    def read_nowait(self) -> bytes | None:
+        """The whole body if all of it has arrived (as it usually has with the head), else None: then
+        `await read()`."""
+        if not self._done or self._error is not None:
+            return None
+        self._whole = True
+        if self._paused and self._conn is not None:
+            self._paused = False
+            self._conn.resume_reading()
+        chunks = self._chunks
+        if not chunks:
+            return b""
+        self._chunks = deque()
+        self._queued = 0
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
     async def read(self) -> bytes:
         """The whole body."""
         self._whole = True  # all of it is wanted: never pause reading
@@ -158,18 +175,22 @@ class UpstreamResponse:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    # called by the connection
+    # called by the connection (the wake-up spelled out: this is every response's path)
     def _feed(self, data: bytes) -> None:
         self._chunks.append(data)
         self._queued += len(data)
         if self._queued > HIGH_WATER and not self._paused and not self._whole and self._conn is not None:
             self._paused = True
             self._conn.pause_reading()
-        self._wake()
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def _finish(self) -> None:
         self._done = True
-        self._wake()
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def _fail(self, error: UpstreamError) -> None:
         if not self._done:
@@ -178,9 +199,10 @@ class UpstreamResponse:
 
 
 class _Connection(asyncio.Protocol):
-    def __init__(self, client: UpstreamClient, origin: Origin) -> None:
+    def __init__(self, client: UpstreamClient, origin: Origin, pool: list[_Connection]) -> None:
         self.client = client
         self.origin = origin
+        self.pool = pool  # the idle connections of its origin (the client's)
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
@@ -189,6 +211,7 @@ class _Connection(asyncio.Protocol):
         self._head: asyncio.Future[UpstreamResponse] | None = None
         self._response: UpstreamResponse | None = None
         self._headers: list[tuple[bytes, bytes]] = []
+        self._framed = False  # the response being parsed has a Content-Length or Transfer-Encoding
         self._received = False
         self._keep_alive = False
         self._delimited = True  # the body has a Content-Length or is chunked (else: read until close)
@@ -221,15 +244,19 @@ class _Connection(asyncio.Protocol):
     # httptools callbacks
     def on_message_begin(self) -> None:
         self._headers = []
+        self._framed = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name.lower(), value))
+        name = name.lower()
+        self._headers.append((name, value))
+        if name in {b"content-length", b"transfer-encoding"}:
+            self._framed = True
 
     def on_headers_complete(self) -> None:
         status = self.parser.get_status_code()
         if status < 200:
             return  # an interim response (we send no Expect; ignore it)
-        self._delimited = any(n in (b"content-length", b"transfer-encoding") for n, _ in self._headers)
+        self._delimited = self._framed
         response = self._response = UpstreamResponse(self, status, self._headers)
         head, self._head = self._head, None
         if head is not None and not head.done():
@@ -310,15 +337,40 @@ class UpstreamClient:
         self.max_idle_per_origin = max_idle_per_origin
         self.user_agent = user_agent
         self._idle: dict[Origin, list[_Connection]] = {}
-        self._origins: dict[str, Origin] = {}
+        self._origins: dict[str, tuple[Origin, bytes, list[_Connection]]] = {}
+        self._blocks: dict[tuple[tuple[bytes, bytes], ...], bytes] = {}
         self._ssl: ssl.SSLContext | None = None
         self._closed = False
 
     def origin(self, url: str) -> Origin:
-        origin = self._origins.get(url)
-        if origin is None:
-            origin = self._origins[url] = Origin.parse(url)
-        return origin
+        return self._target(url)[0]
+
+    def _target(self, url: str) -> tuple[Origin, bytes, list[_Connection]]:
+        """The origin of `url`, what follows the request target in every request to it (the version, Host
+        and User-Agent), and its idle connections."""
+        found = self._origins.get(url)
+        if found is None:
+            origin = Origin.parse(url)
+            found = self._origins[url] = (
+                origin,
+                b" HTTP/1.1\r\nhost: " + origin.host_header + b"\r\nuser-agent: " + self.user_agent,
+                self._idle.setdefault(origin, []),
+            )
+        return found
+
+    def _header_block(self, headers: Sequence[tuple[bytes, bytes]]) -> bytes:
+        """The header lines of `headers`, each preceded by CRLF (remembered for headers given as a tuple,
+        as the gateway's own are: the same few each time)."""
+        if not headers:
+            return b""
+        if type(headers) is not tuple:
+            return b"".join(b"\r\n" + name + b": " + value for name, value in headers)
+        block = self._blocks.get(headers)
+        if block is None:
+            block = b"".join(b"\r\n" + name + b": " + value for name, value in headers)
+            if len(self._blocks) < MAX_HEADER_BLOCKS:
+                self._blocks[headers] = block
+        return block
 
     async def request(
         self,
@@ -330,28 +382,21 @@ class UpstreamClient:
     ) -> UpstreamResponse:
         """Send a request to the replica at `url` (http://host:port) and return once the response's head
         arrived. Raises ConnectFailed or ResponseBroken."""
-        origin = self.origin(url)
-        parts = [method, b" ", target, b" HTTP/1.1\r\nhost: ", origin.host_header, b"\r\nuser-agent: ", self.user_agent]
-        for name, value in headers:
-            parts += (b"\r\n", name, b": ", value)
-        if body or method not in (b"GET", b"HEAD"):
-            parts += (b"\r\ncontent-length: ", b"%d" % len(body))
-        parts += (b"\r\n\r\n", body)
-        data = b"".join(parts)
-        conn = self._take_idle(origin)
+        origin, rest, idle = self._target(url)
+        length = b"\r\ncontent-length: %d" % len(body) if body or method not in (b"GET", b"HEAD") else b""
+        data = b"".join((method, b" ", target, rest, self._header_block(headers), length, b"\r\n\r\n", body))
+        conn = self._take_idle(idle) if idle else None
         if conn is not None:
             try:
                 return await conn.exchange(data)
             except ResponseBroken as exc:
                 if not exc.nothing_received:
                     raise
-        conn = await self._connect(origin)
+        conn = await self._connect(origin, idle)
         return await conn.exchange(data)
 
-    def _take_idle(self, origin: Origin) -> _Connection | None:
-        idle = self._idle.get(origin)
-        if not idle:
-            return None
+    def _take_idle(self, idle: list[_Connection]) -> _Connection | None:
+        """The most recently used idle connection young enough to be reused."""
         edge = time.monotonic() - self.idle_timeout
         while idle:
             conn = idle.pop()
@@ -361,7 +406,7 @@ class UpstreamClient:
             conn.abort()
         return None
 
-    async def _connect(self, origin: Origin) -> _Connection:
+    async def _connect(self, origin: Origin, idle: list[_Connection]) -> _Connection:
         if self._closed:
             raise ConnectFailed("the gateway is shutting down")
         loop = asyncio.get_running_loop()
@@ -373,7 +418,7 @@ class UpstreamClient:
         try:
             async with asyncio.timeout(self.connect_timeout):
                 _, conn = await loop.create_connection(
-                    lambda: _Connection(self, origin), origin.host, origin.port, ssl=context
+                    lambda: _Connection(self, origin, idle), origin.host, origin.port, ssl=context
                 )
         except TimeoutError:
             raise ConnectFailed(
@@ -387,7 +432,7 @@ class UpstreamClient:
         if self._closed:
             conn.abort()
             return
-        idle = self._idle.setdefault(conn.origin, [])
+        idle = conn.pool
         conn.idle = True
         conn.idle_since = time.monotonic()
         idle.append(conn)
@@ -395,18 +440,17 @@ class UpstreamClient:
             idle.pop(0).abort()
 
     def _forget(self, conn: _Connection) -> None:
-        idle = self._idle.get(conn.origin)
+        idle = conn.pool
         if idle and conn in idle:
             idle.remove(conn)
 
     def prune(self) -> None:
-        """Close idle connections too old to be reused."""
+        """Close idle connections too old to be reused. (The lists stay, one per origin ever seen, as the
+        origins do: requests find theirs through the url.)"""
         edge = time.monotonic() - self.idle_timeout
-        for origin, idle in list(self._idle.items()):
+        for idle in self._idle.values():
             for conn in [c for c in idle if c.idle_since <= edge]:
                 conn.abort()
-            if not idle:
-                del self._idle[origin]
 
     def idle_connections(self) -> int:
         return sum(len(v) for v in self._idle.values())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -25,6 +26,7 @@ from aidc.gateway.backplane import ModelRoute, Upstream
 from aidc.gateway.config import GatewayConfig
 from aidc.gateway.health import HealthConfig
 from aidc.gateway.limits import Limits
+from aidc.gateway.protocol import CoalescingHttpToolsProtocol
 from aidc.security.rbac import Binding, Principal, Role
 from tests.integration.gateway.stubs import StubReplica
 
@@ -49,6 +51,8 @@ class FakeBackplane:
         self.reports: dict[int, GatewayReport] = {}
         self.usage: list[UsageRecord] = []
         self.route_calls = 0
+        self.authentications = 0  # calls of authenticate (the slow path: the database, scrypt)
+        self.auth_delay = 0.0  # seconds each of them takes
 
     def cached(self, authorization: str | None, client: str | None) -> Principal | None:
         token = _token(authorization)
@@ -56,6 +60,10 @@ class FakeBackplane:
             return PRINCIPALS.get(token) if token in self._seen else None
 
     def authenticate(self, authorization: str | None, client: str | None) -> Principal:
+        with self._lock:
+            self.authentications += 1
+        if self.auth_delay:
+            time.sleep(self.auth_delay)
         token = _token(authorization)
         if token is None:
             raise Unauthenticated("no API token (send Authorization: Bearer TOKEN)")
@@ -178,8 +186,9 @@ class Gateway:
 
 
 def serve(app: GatewayApp, backplane: FakeBackplane) -> Gateway:
-    """Serve `app` the way `aidc up` does (uvicorn, uvloop, httptools) on a socket bound here; returns once
-    its lifespan has started (told by the lifespan's own message, not by polling)."""
+    """Serve `app` the way the gateway is meant to be served (uvicorn, uvloop, httptools' protocol with its
+    writes joined: aidc.gateway.protocol) on a socket bound here; returns once its lifespan has started
+    (told by the lifespan's own message, not by polling)."""
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -196,7 +205,9 @@ def serve(app: GatewayApp, backplane: FakeBackplane) -> Gateway:
 
         await app(scope, receive, tell if scope["type"] == "lifespan" else send)
 
-    config = uvicorn.Config(observed, loop="uvloop", http="httptools", log_level="warning", access_log=False)
+    config = uvicorn.Config(
+        observed, loop="uvloop", http=CoalescingHttpToolsProtocol, log_level="warning", access_log=False
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="gateway", daemon=True)
     thread.start()

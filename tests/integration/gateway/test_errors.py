@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import openai
 import pytest
 
 from aidc.gateway.limits import Limit, Limits
+from aidc.gateway.proxy import WATCH_AFTER
 from tests.integration.gateway.conftest import FakeBackplane, Gateway, route
 from tests.integration.gateway.stubs import StubReplica
 
@@ -96,6 +98,37 @@ def test_a_model_slower_than_its_timeout_is_a_504(
         gw.client().chat.completions.create(model="chat-m", messages=MESSAGES)  # type: ignore[arg-type]
     assert caught.value.status_code == 504
     assert _error(caught.value)["code"] == "timeout"
+
+
+def test_a_timeout_shorter_than_the_wait_before_watching_is_a_504_too(
+    stubs: Callable[..., StubReplica], gateway: Callable[..., Gateway]
+) -> None:
+    # Plain requests are watched (client gone, timeout) only after WATCH_AFTER, unless their timeout
+    # comes first: then at the timeout itself.
+    assert WATCH_AFTER > 0.02
+    gw = gateway(route("chat-m", stubs("slow", delay=3.0), timeout=0.02))
+    with pytest.raises(openai.InternalServerError) as caught:
+        gw.client().chat.completions.create(model="chat-m", messages=MESSAGES)  # type: ignore[arg-type]
+    assert caught.value.status_code == 504
+    assert _error(caught.value)["code"] == "timeout"
+
+
+def test_concurrent_first_requests_of_a_token_share_its_check_and_failures_are_each_checked(
+    gw: Gateway, backplane: FakeBackplane
+) -> None:
+    backplane.auth_delay = 0.3  # a check takes a while (a scrypt, the database)
+
+    def ask(token: str) -> int:
+        with httpx.Client(base_url=gw.url, headers={"Authorization": f"Bearer {token}"}, timeout=10) as http:
+            return http.post("/v1/chat/completions", json={"model": "chat-m", "messages": MESSAGES}).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(ask, ["tok-bob"] * 8)) == [200] * 8
+    assert backplane.authentications == 1  # one check for all of them, not one each
+    backplane.authentications = 0
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(ask, ["tok-nobody"] * 8)) == [401] * 8
+    assert backplane.authentications == 8  # a failure is not shared: each request is checked on its own
 
 
 def test_a_rate_limit_is_a_429_with_retry_after(
