@@ -108,3 +108,18 @@ def test_cli_usage_errors_are_one_line_and_exit_2(server: AidcServer, args: list
     assert result.code == 2
     assert needle in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_times_that_are_no_time_are_400_naming_the_field(server: AidcServer) -> None:
+    """Found by the API fuzzer: `since=NaN` reached datetime.fromtimestamp and gave a 500."""
+    with server.api() as api:
+        for path in (
+            "/v1/alerts/history?since=NaN",
+            "/v1/alerts/history?since=inf",
+            "/v1/alerts/history?since=1e300",
+            "/v1/alerts/history?since=99999999999y",
+            "/v1/metrics/query?name=aidc_jobs&since=-inf",
+        ):
+            response = api.get(path)
+            assert response.status_code in (400, 422), (path, response.text)
+            assert response.json()["errors"][0]["field"] == "since", path

@@ -1,12 +1,14 @@
 """The gateway's ASGI app: OpenAI's inference endpoints, /v1/models, /metrics and /healthz.
 
-A plain ASGI callable (no framework on the hot path). Serve it with uvicorn's uvloop and httptools
-(`uvicorn.Config(app, loop="uvloop", http="httptools", access_log=False)`); its lifespan starts and stops
-the route refresh, the readiness checks, the reports and the upstream connections.
+A plain ASGI callable (no framework on the hot path). Serve it with uvicorn's uvloop and httptools, best
+on aidc.gateway.protocol's transport, which sends a response's head and body in one write
+(`uvicorn.Config(app, loop="uvloop", http=CoalescingHttpToolsProtocol, access_log=False)`); its lifespan
+starts and stops the route refresh, the readiness checks, the reports and the upstream connections.
 
-A request: authenticate (from the backplane's memory, else its database off the event loop) -> read and
-check the body -> may the caller use this model (403) -> is it served (404) -> rate limits (429) ->
-proxy.Proxy (503 no ready replica, 502 after failed retries, 504 timeout) -> usage and metrics.
+A request: authenticate (from the backplane's memory, else its database off the event loop, one check at
+a time per token and address) -> read and check the body -> may the caller use this model (403) -> is it
+served (404) -> rate limits (429) -> proxy.Proxy (503 no ready replica, 502 after failed retries, 504
+timeout) -> usage and metrics.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ import uvicorn
 from aidc.gateway.app import create_gateway_app
 from aidc.gateway.config import GatewayConfig
 from aidc.gateway.limits import load_limits
+from aidc.gateway.protocol import CoalescingHttpToolsProtocol
 from aidc.gateway.store_backplane import ServingBackplane
 from aidc.ports import Store
 from aidc.services.auth import AuthService
@@ -32,6 +33,7 @@ def server_config(settings: Settings, store: Store, auth: AuthService) -> uvicor
     """uvicorn's settings for the gateway app; it serves a socket bound beforehand (see bind)."""
     return uvicorn.Config(
         create_gateway_app(ServingBackplane(store, auth), gateway_config(settings)),
+        http=CoalescingHttpToolsProtocol,  # a response's head and body in one write
         log_level=settings.log_level,
         access_log=False,
         timeout_graceful_shutdown=5,

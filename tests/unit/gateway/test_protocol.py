@@ -1,4 +1,5 @@
-"""The gateway's server transport: what is written in one turn of the event loop leaves in one write."""
+"""The gateway's server transport: what is written for a response leaves in one write, when the response is
+complete or else at the end of the event loop's turn."""
 
 from __future__ import annotations
 
@@ -55,6 +56,19 @@ def test_writes_of_one_turn_leave_together_at_its_end() -> None:
         await asyncio.sleep(0)
         assert inner.writes[1:] == [b"data: 1\n\n"]
         assert transport.get_extra_info("peername") == ("127.0.0.1", 5)
+
+    _run(scenario)
+
+
+def test_a_flush_writes_at_once_and_the_turn_has_nothing_left_to_write() -> None:
+    async def scenario(inner: _Recorder, transport: CoalescingTransport) -> None:
+        transport.write(b"head ")
+        transport.write(b"body")
+        transport.flush()  # as when the response is complete
+        assert inner.writes == [b"head body"]
+        transport.flush()
+        await asyncio.sleep(0)
+        assert inner.writes == [b"head body"]
 
     _run(scenario)
 

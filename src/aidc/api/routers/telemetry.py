@@ -34,8 +34,19 @@ def metrics(services: ServicesDep, principal: PrincipalDep) -> Response:
     return Response(services.telemetry.exposition(principal), media_type=CONTENT_TYPE)
 
 
+MAX_UNIX_SECONDS = 253_402_300_799  # 9999-12-31T23:59:59Z
+
+
 def _time(value: str, field: str, now: float) -> float:
-    """A time: Unix seconds, RFC 3339, or a duration ago ("1h")."""
+    """A time: Unix seconds, RFC 3339, or a duration ago ("1h"); between 1970 and 9999 (NaN, infinities
+    and times a datetime cannot hold are refused with 400, not a 500 later)."""
+    seconds = _parse_time(value, field, now)
+    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_UNIX_SECONDS:
+        raise InvalidInput([FieldProblem(field, f"{value!r} is not a time between 1970 and 9999")])
+    return seconds
+
+
+def _parse_time(value: str, field: str, now: float) -> float:
     try:
         return float(value)
     except ValueError:
