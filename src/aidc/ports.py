@@ -7,7 +7,7 @@ Backends follow dstack's habit: a small required `Backend` protocol plus optiona
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -448,3 +448,49 @@ class SupportsCheckpoints(Protocol):
         """When the job last wrote to its checkpoint directory (None: never, or unknown). Preemption
         prefers victims that would lose the least work. May be a few seconds stale (implementations cache)."""
         ...
+
+
+@runtime_checkable
+class SupportsEngineListing(Protocol):
+    def engine_attempts(self) -> set[tuple[int, int]]:
+        """(job id, attempt) of every attempt aidc launched that the engine still holds (queued, running or
+        stopping), found in the engine's own records (a job name, a label), not in this process's memory: after a
+        restart aidc stops those it has no open record of (orphans)."""
+        ...
+
+
+# ---------------------------------------------------------------------------------------------- control plane
+
+
+@runtime_checkable
+class Leadership(Protocol):
+    """Which of several control-plane instances (on one database) runs the scheduling and reconcile loops."""
+
+    instance: str  # this instance's name, as others see it
+
+    def try_acquire(self) -> bool:
+        """Become the leader if nobody is; True when this instance leads (now or already)."""
+        ...
+
+    def renew(self) -> bool:
+        """Still the leader? False when leadership is or may be lost (the database is unreachable)."""
+        ...
+
+    def leader(self) -> str | None:
+        """The name of the instance that leads now, as the database sees it (None: nobody, or unknown)."""
+        ...
+
+    def release(self) -> None: ...
+
+
+@runtime_checkable
+class WakeChannel(Protocol):
+    """Tells the leader that something changed (a submit or a cancel on another instance's API)."""
+
+    def publish(self, topic: str, key: int | None = None) -> None: ...
+
+    def listen(self, deliver: Callable[[str, int | None], None]) -> None:
+        """Call `deliver(topic, key)` for every message from now on (on a thread of the channel's own)."""
+        ...
+
+    def close(self) -> None: ...

@@ -33,7 +33,16 @@ class Settings(BaseSettings):
     scheduler_config: Path | None = Field(
         default=None, description="Scheduler config (YAML): policy, placement, backfill, preemption, queues"
     )
-    backend: str = "local"
+    backend: str = Field(default="local", description="The engine that runs jobs: local, slurm, kubernetes or ray")
+    backend_config: Path | None = Field(
+        default=None, description="The backend's options (YAML): e.g. Slurm partitions per queue, Ray's address"
+    )
+    instance: str | None = Field(
+        default=None, min_length=1, max_length=58, description="This instance's name among several (host:port)"
+    )
+    leader_lease: float = Field(
+        default=10.0, ge=1, le=300, description="Seconds: a leader that cannot prove its lock this often steps down"
+    )
     schedule_interval: float = Field(default=1.0, gt=0, description="Seconds between scheduling cycles at most")
     retry_backoff: float = Field(default=10.0, ge=0, description="Seconds before the first retry; doubles after")
     retry_backoff_max: float = Field(default=300.0, ge=0)

@@ -59,6 +59,16 @@ def up(
     scheduler_config: Annotated[
         Path | None, typer.Option(help="Scheduler config (YAML): policy, placement, backfill, preemption, queues")
     ] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option(help="The engine that runs jobs: local (default), slurm (SLURM_CONF), kubernetes or ray"),
+    ] = None,
+    backend_config: Annotated[
+        Path | None, typer.Option(help="The backend's options (YAML; see docs/backends.md)")
+    ] = None,
+    instance: Annotated[
+        str | None, typer.Option(help="This instance's name when several share a PostgreSQL database (host:port)")
+    ] = None,
     log_level: Annotated[str, typer.Option()] = "info",
     tls_cert: Annotated[
         Path | None, typer.Option(help="PEM certificate: serve HTTPS (`aidc certs self-signed` makes one for a lab)")
@@ -90,7 +100,9 @@ def up(
         Path | None, typer.Option(help="Gateway rate limits per key and team (YAML; see docs/gateway.md)")
     ] = None,
 ) -> None:
-    """Start the control plane (REST API, scheduler, local backend) and the inference gateway."""
+    """Start the control plane (REST API, scheduler, the backend that runs jobs) and the inference gateway.
+
+    Several instances may share one PostgreSQL database: one leads (schedules, reconciles), all serve the API."""
     from pydantic import ValidationError
 
     from aidc.domain.errors import InvalidInput
@@ -111,6 +123,9 @@ def up(
     if tls_key is not None:
         overrides["tls_key"] = tls_key
     for setting, value in (
+        ("backend", backend),
+        ("backend_config", backend_config),
+        ("instance", instance),
         ("backup_target", backup_target),
         ("backup_key_file", backup_key_file),
         ("backup_every", backup_every),

@@ -35,6 +35,7 @@ from aidc.ports import (
     Store,
     SupportsCheckpoints,
     SupportsEndpoints,
+    SupportsEngineListing,
     SupportsLogs,
 )
 from aidc.sched.config import SchedulerConfig
@@ -79,6 +80,23 @@ class CycleStats:
     seconds: float
     preempted: int = 0
     cancelled: int = 0
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """What a reconciliation with the backend did."""
+
+    adopted: int  # open attempts found still running
+    ended_while_away: int  # open attempts that had ended: their exits recorded now
+    lost: int  # open attempts the backend knows nothing of: failed (and retried by the job's policy)
+    orphans_stopped: tuple[tuple[int, int], ...] = ()  # (job, attempt) the engine ran with no open record
+
+    def describe(self) -> str:
+        orphans = ", ".join(f"job {j} attempt {a}" for j, a in self.orphans_stopped) or "none"
+        return (
+            f"{self.adopted} running attempt(s) adopted, {self.ended_while_away} ended while away (recorded), "
+            f"{self.lost} lost (failed, retried if allowed), orphans stopped: {orphans}"
+        )
 
 
 class ControlLoop:
@@ -138,13 +156,15 @@ class ControlLoop:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self.recovered = False
+        self.reconciliation: Reconciliation | None = None
         self.last_cycle: CycleStats | None = None
         self.last_cycle_at = 0.0  # time.monotonic() of the last cycle that completed
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        self.recover()
+        """Reconcile with the backend, then run cycles: both on the loop's own thread (a new leader returns at
+        once; readiness says "recovering" until reconciliation is done)."""
         self._thread = threading.Thread(target=self._run, name="aidc-control", daemon=True)
         self._thread.start()
 
@@ -170,6 +190,12 @@ class ControlLoop:
         return self.recovered and time.monotonic() - self.last_cycle_at < max_age
 
     def _run(self) -> None:
+        while not self.recovered and not self._stopping.is_set():
+            try:
+                self.recover()
+            except Exception:  # e.g. the engine cannot be reached: try again, never schedule unreconciled
+                log.exception("reconciliation failed; trying again in %.0fs", self._interval)
+                self._stopping.wait(max(1.0, self._interval))
         while not self._stopping.is_set():
             try:
                 self.run_cycle()
@@ -185,8 +211,12 @@ class ControlLoop:
 
     # ------------------------------------------------------------------ recovery
 
-    def recover(self) -> None:
-        """Take back the attempts the store says are open: adopt survivors, fail (then retry) the unknown.
+    def recover(self) -> Reconciliation:
+        """Match the store's records with what the backend reports, and say what was done: attempts the store
+        says are open are adopted (still running), recorded (ended while nobody watched) or failed, then retried
+        (nothing can be known of them); attempts the engine holds that have no open record are stopped
+        (orphans: e.g. launched by a leader that died before its record of them was read). Idempotent: a
+        second run finds everything adopted and nothing orphaned.
 
         A job preempted before the restart whose attempt still runs is asked again to stop (the backend may
         have lost the kill timer); one whose attempt ended meanwhile goes back to its queue when the exit is
@@ -196,8 +226,10 @@ class ControlLoop:
             self._history.load(uow, self._clock.now())
             preempted = {job.id: job for job in uow.jobs.list(states=[JobState.PREEMPTED])}
         lost: list[AttemptExit] = []
+        outcomes: dict[AdoptOutcome, int] = dict.fromkeys(AdoptOutcome, 0)
         for attempt in open_attempts:
             outcome = self._backend.adopt(attempt)
+            outcomes[outcome] += 1
             log.info("job %s attempt %s after restart: %s", attempt.job_id, attempt.number, outcome)
             if outcome == AdoptOutcome.LOST:
                 lost.append(AttemptExit(attempt.job_id, attempt.number, None, LOST_REASON, self._clock.now()))
@@ -205,11 +237,33 @@ class ControlLoop:
                 self._backend.terminate(attempt.job_id, attempt.number, self._preempt_grace)
                 self._terminating.add((attempt.job_id, attempt.number))
         self._record_exits(lost)
+        orphans = self._stop_orphans({(a.job_id, a.number) for a in open_attempts})
         # A PREEMPTED job always has its attempt open until the exit is recorded (one transaction ends both);
         # should one have none, it would wait forever: put it back in its queue.
         holding = {a.job_id for a in open_attempts}
         self._requeue_stranded([job for job in preempted.values() if job.id not in holding])
+        report = Reconciliation(
+            adopted=outcomes[AdoptOutcome.RUNNING],
+            ended_while_away=outcomes[AdoptOutcome.EXITED],
+            lost=outcomes[AdoptOutcome.LOST],
+            orphans_stopped=tuple(sorted(orphans)),
+        )
+        log.info("reconciled with the %s backend: %s", self._backend.name, report.describe())
+        self.reconciliation = report
         self.recovered = True
+        return report
+
+    def _stop_orphans(self, known: set[tuple[int, int]]) -> set[tuple[int, int]]:
+        """Attempts the engine holds that the store has no open record of: stopped at once."""
+        if not isinstance(self._backend, SupportsEngineListing):
+            return set()
+        orphans = self._backend.engine_attempts() - known
+        for job_id, number in sorted(orphans):
+            log.warning(
+                "job %s attempt %s runs in %s without an open record: stopping it", job_id, number, self._backend.name
+            )
+            self._backend.terminate(job_id, number, 0.0)
+        return orphans
 
     def _requeue_stranded(self, jobs: list[Job]) -> None:
         for stranded in jobs:

@@ -97,6 +97,14 @@ class JobSpec(BaseModel):
         "written into the checkpoint directory before the first attempt",
     )
     workdir: str = Field(default=".", min_length=1)
+    image: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=512,
+        pattern=r"^[^\s]+$",
+        description="Container image the job runs in, on backends that run containers (kubernetes; ray as its "
+        "image_uri); the local and slurm backends refuse it unless configured for containers",
+    )
     env: dict[str, str] = Field(default_factory=dict)
     secret_env: dict[str, str] = Field(
         default_factory=dict,

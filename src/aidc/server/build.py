@@ -4,24 +4,32 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import socket
 import sys
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import FastAPI
+from sqlalchemy.engine import make_url
 
 from aidc.api.app import create_app
+from aidc.backends.context import BackendContext
 from aidc.backends.local.backend import LocalBackend
 from aidc.control.clock import SystemClock
 from aidc.control.deployments import DeploymentController
 from aidc.control.health import HeartbeatWatch
+from aidc.control.leader import LeaderElection
 from aidc.control.loop import ControlLoop, CycleObserver
 from aidc.control.retry import RetryPolicy
+from aidc.ports import Backend, Leadership, WakeChannel
 from aidc.sched.config import SchedulerConfig
 from aidc.security.keys import load_or_create
 from aidc.security.secretbox import SecretBox
+from aidc.server.backend_plan import build_backend, load_backend_options
 from aidc.server.backup_plan import ControlPlaneBackup
 from aidc.server.cluster_file import load_cluster_file
 from aidc.server.scheduler_file import build_scheduler, load_scheduler_file
@@ -42,8 +50,11 @@ from aidc.services.queues import QueueService
 from aidc.services.serving import DeploymentService
 from aidc.settings import Settings
 from aidc.storage.crypto import load_key
+from aidc.store.engine import sqlite_is_memory
+from aidc.store.leadership import PostgresLeadership, SqliteLeadership
 from aidc.store.migrate import upgrade
 from aidc.store.sql_store import SqlStore
+from aidc.store.wake import PostgresWakeChannel
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +67,8 @@ class ControlPlane:
     app: FastAPI
     loop: ControlLoop
     store: SqlStore
-    backend: LocalBackend
+    backend: Backend
+    election: LeaderElection
     admin_token_file: Path | None  # written on this start (first start only)
 
 
@@ -68,9 +80,17 @@ def build(settings: Settings) -> ControlPlane:
     if os.environ.get("PATH", "").split(os.pathsep)[:1] != [bin_dir]:
         os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
 
-    if settings.backend != "local":
-        raise ValueError(f"backend {settings.backend!r} is not available; this release runs jobs with 'local'")
     url = settings.database_url or f"sqlite:///{data_dir / 'aidc.db'}"
+    instance = settings.instance or f"{socket.gethostname().split('.')[0]}:{settings.port}"
+    clock = SystemClock()
+    # Before anything is written: a bad backend or option is one line, and the database stays as it was.
+    backend = build_backend(
+        settings.backend,
+        load_backend_options(settings.backend_config, settings.backend),
+        BackendContext(data_dir, clock, settings.cancel_grace, settings.local_nodes),
+        str(settings.backend_config or ""),
+    )
+    leadership = _leadership(url, instance, settings.leader_lease, data_dir)
     cluster_nodes = load_cluster_file(settings.cluster_file) if settings.cluster_file else []
     config_file = settings.scheduler_config
     sched_config = load_scheduler_file(config_file) if config_file else SchedulerConfig()
@@ -79,25 +99,33 @@ def build(settings: Settings) -> ControlPlane:
     audit_key = load_or_create(data_dir / AUDIT_KEY_FILE, settings.audit_key, "AIDC_AUDIT_KEY")
     secrets = SecretBox(load_or_create(data_dir / SECRETS_KEY_FILE, settings.secrets_key, "AIDC_SECRETS_KEY"))
     store = SqlStore(url, audit_key=audit_key)
-    clock = SystemClock()
     audit_log = AuditLog(store, clock)
     guard = Guard(audit_log)
-    backend = LocalBackend(data_dir, clock, cancel_grace=settings.cancel_grace, nodes=settings.local_nodes)
     lemon = LemonPolicy(settings.lemon_incidents, settings.lemon_window)
     nodes = NodeService(store, backend.name, guard, audit_log, clock, lemon)
     nodes.register(backend.discover_nodes())
     nodes.register(cluster_nodes)
-    host = backend.node_name
+    local = backend if isinstance(backend, LocalBackend) else None
+    host = local.node_name if local is not None else socket.gethostname().split(".")[0]
 
-    def heartbeat() -> None:  # this host's agent, inside the control plane
-        nodes.heartbeat(None, host)
+    def heartbeat() -> None:
+        if local is not None:  # this host's agent, inside the control plane
+            nodes.heartbeat(None, host)
+            return
+        # An engine's nodes: as the engine reports them now (it knows which are down; aidc does not evict them)
+        try:
+            nodes.register(backend.discover_nodes())
+        except Exception as exc:  # an engine briefly unreachable must not stop the loop
+            log.warning("cannot list the %s backend's nodes: %s", backend.name, exc)
 
     auth = AuthService(store, clock, audit_log)
     token_file = auth.bootstrap_admin_token(data_dir)
 
     artifacts = ArtifactService(store, clock, guard, audit_log, data_dir / "artifacts")
     control_metrics = ControlMetrics(store, backend.name)
-    telemetry = build_telemetry(settings, store, clock, guard, control_metrics, backend)
+    telemetry = build_telemetry(
+        settings, store, clock, guard, control_metrics, host, local.running_attempts if local else lambda: []
+    )
     alerts = build_alerts(settings, store, clock, guard, nodes, telemetry)
     keeper = CheckpointKeeper(store, artifacts)
     loop = ControlLoop(
@@ -113,7 +141,8 @@ def build(settings: Settings) -> ControlPlane:
         heartbeat_every=settings.heartbeat_every,
         secrets=secrets,
         checkpoints=keeper,
-        watch=HeartbeatWatch(store, nodes, clock, settings.node_timeout),
+        # Heartbeats are aidc's own agents'; an engine's nodes fail by the engine's word (their jobs end).
+        watch=HeartbeatWatch(store, nodes, clock, settings.node_timeout) if local is not None else None,
         nodes=nodes,
         signals=telemetry,
         observer=CycleObserver(
@@ -123,7 +152,26 @@ def build(settings: Settings) -> ControlPlane:
             preempted=control_metrics.preempted,
         ),
     )
-    nodes.on_change = loop.wake
+    deployments = DeploymentController(store, clock, loop.wake)
+    channel: WakeChannel | None = PostgresWakeChannel(url) if isinstance(leadership, PostgresLeadership) else None
+
+    def wake_jobs(job_id: int | None = None) -> None:
+        loop.wake(job_id)
+        if channel is not None and not election.leading:
+            channel.publish("jobs", job_id)
+
+    def wake_deployments() -> None:
+        deployments.wake()
+        if channel is not None and not election.leading:
+            channel.publish("deployments")
+
+    def delivered(topic: str, key: int | None) -> None:
+        if topic in ("jobs", "*"):
+            loop.wake(key)
+        if topic in ("deployments", "*"):
+            deployments.wake()
+
+    nodes.on_change = wake_jobs
     queues = QueueService(
         store,
         clock,
@@ -136,12 +184,16 @@ def build(settings: Settings) -> ControlPlane:
     queues.sync(sched_config.queues)  # declared queues are created or updated; others are left alone
     max_age = max(10.0, settings.schedule_interval * 10)
 
-    def ready() -> tuple[bool, str]:
+    def ready() -> tuple[bool, dict[str, str]]:
+        if not election.leading:
+            # A follower serves the API (reads, and writes the leader acts on): ready while it can.
+            return True, {"role": "follower", "instance": instance, "leader": election.leader() or "none"}
+        role = {"role": "leader", "instance": instance, "leader": instance}
         if not loop.recovered:
-            return False, "recovering attempts from the last run"
+            return False, {**role, "reason": "recovering attempts from the last run"}
         if not loop.healthy(max_age):
-            return False, f"no scheduling cycle completed in the last {max_age:.0f}s"
-        return True, ""
+            return False, {**role, "reason": f"no scheduling cycle completed in the last {max_age:.0f}s"}
+        return True, role
 
     backup_key = (
         load_key(settings.backup_key_file, settings.backup_key)
@@ -164,12 +216,11 @@ def build(settings: Settings) -> ControlPlane:
             "backups go to %s, on the data dir's own disk: set --backup-target to survive its loss", backups.target
         )
     schedule = BackupSchedule(backups, settings.backup_every) if settings.backup_every else None
-    jobs = JobService(store, backend, clock, loop.wake, guard, audit_log, secrets, artifacts)
-    deployments = DeploymentController(store, clock, loop.wake)
+    jobs = JobService(store, backend, clock, wake_jobs, guard, audit_log, secrets, artifacts)
     services = Services(
         auth=auth,
         jobs=jobs,
-        serving=DeploymentService(store, clock, guard, audit_log, jobs, deployments.wake),
+        serving=DeploymentService(store, clock, guard, audit_log, jobs, wake_deployments),
         identity=IdentityService(store, clock, guard, audit_log, auth),
         audit=AuditService(store, audit_key, guard),
         artifacts=artifacts,
@@ -187,14 +238,45 @@ def build(settings: Settings) -> ControlPlane:
 
         gateway = GatewayRunner(settings, store, auth)
 
+    leading = threading.Lock()  # start_leading (the election's thread) against shutdown (uvicorn's)
+    started: list[str] = []
+
+    def start_leading() -> None:
+        """This instance leads: reconcile with the backend, then schedule; alerts, rollouts, backups."""
+        with leading:
+            loop.start()
+            started.append("loop")
+            telemetry.start()
+            alerts.start()
+            deployments.start()
+            if schedule is not None:
+                schedule.start()
+            if channel is not None:
+                channel.listen(delivered)
+            started.append("rest")
+
+    def stop_leading() -> None:
+        with leading:
+            if "rest" in started:
+                if schedule is not None:
+                    schedule.stop()
+                deployments.stop()
+                alerts.stop()
+                telemetry.stop()
+            if "loop" in started:
+                loop.stop()
+            started.clear()
+
+    def deposed() -> None:
+        stop_leading()
+        log.error("%s lost leadership: shutting down (restart it to rejoin as a follower)", instance)
+        os.kill(os.getpid(), signal.SIGTERM)  # uvicorn's graceful shutdown; serve() then exits with status 1
+
+    election = LeaderElection(leadership, on_elected=start_leading, on_deposed=deposed, lease=settings.leader_lease)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        loop.start()
-        telemetry.start()
-        alerts.start()
-        deployments.start()
-        if schedule is not None:
-            schedule.start()
+        election.start()
         if gateway is not None:
             await gateway.start()
         try:
@@ -202,16 +284,33 @@ def build(settings: Settings) -> ControlPlane:
         finally:
             if gateway is not None:
                 await gateway.stop()
-            if schedule is not None:
-                schedule.stop()
-            deployments.stop()
-            alerts.stop()
-            telemetry.stop()
-            loop.stop()
+            election.stop()
+            stop_leading()
+            if channel is not None:
+                channel.close()
+            election.release()
             keeper.close()
             services.jobs.close()
             backend.close()
             store.close()
 
     app = create_app(services, lifespan, max_body_bytes=settings.max_body_bytes)
-    return ControlPlane(app=app, loop=loop, store=store, backend=backend, admin_token_file=token_file)
+    return ControlPlane(
+        app=app, loop=loop, store=store, backend=backend, election=election, admin_token_file=token_file
+    )
+
+
+def _leadership(url: str, instance: str, lease: float, data_dir: Path) -> Leadership:
+    """PostgreSQL: any number of instances, one leads. SQLite: this instance alone, or it does not start."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        return PostgresLeadership(url, instance, lease)
+    memory = sqlite_is_memory(parsed)
+    database = parsed.database or ""
+    lock = SqliteLeadership(data_dir / "leader.lock" if memory else Path(database + ".leader"), instance)
+    if not lock.try_acquire():
+        raise ValueError(
+            f"another aidc up ({lock.holder()}) runs on the SQLite database {database}: "
+            "stop it, or run several instances on PostgreSQL (--database-url postgresql+psycopg://...)"
+        )
+    return lock

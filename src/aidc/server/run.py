@@ -82,3 +82,5 @@ def serve(settings: Settings) -> None:
     if tls:
         log.info("serving HTTPS with %s", tls[0])
     uvicorn.Server(config).run()
+    if plane.election.deposed:
+        raise StartupError("this instance lost leadership (its database lock) and stopped; restart it to rejoin")

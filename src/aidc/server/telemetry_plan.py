@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
-from aidc.backends.local.backend import LocalBackend
 from aidc.ports import Clock, Store
 from aidc.services.alerts import AlertService
 from aidc.services.authz import Guard
@@ -27,15 +27,22 @@ log = logging.getLogger(__name__)
 
 
 def build_telemetry(
-    settings: Settings, store: Store, clock: Clock, guard: Guard, control: ControlMetrics, backend: LocalBackend
+    settings: Settings,
+    store: Store,
+    clock: Clock,
+    guard: Guard,
+    control: ControlMetrics,
+    host: str,
+    running_attempts: Callable[[], list[tuple[int, int, int]]],
 ) -> TelemetryService:
-    host = backend.node_name
+    """`running_attempts`: (job id, attempt, pid) of the attempts running on this host (the local backend's;
+    none for an engine's, whose jobs run on its own nodes)."""
     gpu = GpuCollector.open(host, settings.metrics_interval)
     # (job id, attempt) -> (its GPUs' UUIDs, queue, user): they never change while the attempt runs.
     seen: dict[tuple[int, int], tuple[tuple[str, ...], str, str]] = {}
 
     def running() -> list[RunningAttempt]:
-        found = backend.running_attempts()
+        found = running_attempts()
         unknown = [(job_id, attempt) for job_id, attempt, _ in found if (job_id, attempt) not in seen]
         if unknown:
             with store.unit_of_work(read_only=True) as uow:

@@ -31,4 +31,4 @@ class Services:
     telemetry: TelemetryService
     alerts: AlertService
     serving: DeploymentService
-    ready: Callable[[], tuple[bool, str]]  # (ready?, why not) for /readyz
+    ready: Callable[[], tuple[bool, dict[str, str]]]  # (ready?, details: role, leader, why not) for /readyz

@@ -22,8 +22,8 @@ def healthz() -> HealthOut:
 
 @router.get("/readyz", response_model=HealthOut, responses={503: {"model": HealthOut}}, summary="Readiness (no auth)")
 def readyz(services: ServicesDep) -> Any:
-    ready, why = services.ready()
-    body = HealthOut(status="ready" if ready else "not ready", detail={"reason": why} if why else {})
+    ready, detail = services.ready()
+    body = HealthOut(status="ready" if ready else "not ready", detail=dict(detail))
     return JSONResponse(status_code=200 if ready else 503, content=body.model_dump())
 
 

@@ -7,12 +7,28 @@ aidc.backends.local.runner`) passes through this package and must not pay for py
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from aidc.backends.context import BackendContext
     from aidc.backends.local.backend import LocalBackend
 
-__all__ = ["LocalBackend"]
+__all__ = ["LocalBackend", "create"]
+
+
+def create(options: Mapping[str, Any], context: BackendContext) -> LocalBackend:
+    from aidc.backends.local.backend import LocalBackend
+    from aidc.backends.local.config import LocalConfig
+
+    config = LocalConfig.model_validate(dict(options))
+    return LocalBackend(
+        context.data_dir,
+        context.clock,
+        node_name=config.node_name,
+        cancel_grace=context.cancel_grace,
+        nodes=config.nodes or context.local_nodes,
+    )
 
 
 def __getattr__(name: str) -> Any:

@@ -154,6 +154,8 @@ class LocalBackend:
         ]
 
     def validate(self, spec: JobSpec) -> list[FieldProblem]:
+        if spec.image is not None:
+            return [FieldProblem("image", "the local backend runs processes on this host, not containers")]
         path = Path(spec.workdir).expanduser()
         if not path.is_absolute():
             return []  # resolved against the job's own directory at launch
