@@ -58,6 +58,7 @@ bench: $(DEV_STAMP)
 	$(BIN)/python bench/sched_cycle.py
 	$(BIN)/python bench/telemetry.py
 	$(BIN)/python bench/rules.py
+	$(BIN)/python bench/failover.py
 	$(BIN)/python bench/tsdb.py
 	$(BIN)/python bench/gateway.py --chat
 
