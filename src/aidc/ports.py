@@ -425,9 +425,9 @@ class LogChunk:
 
 @runtime_checkable
 class SupportsEndpoints(Protocol):
-    def reserve_endpoint(self, placement: Placement) -> tuple[str, int]:
-        """A serving replica about to start on `placement`: the URL it will be reached at (http://host:port)
-        and the port it must listen on (given to it as AIDC_PORT)."""
+    def reserve_endpoint(self, job_id: int, attempt: int, placement: Placement) -> tuple[str, int]:
+        """A serving replica (this attempt) about to start on `placement`: the URL it will be reached at
+        (http://host:port) and the port it must listen on (given to it as AIDC_PORT)."""
         ...
 
 

@@ -20,6 +20,7 @@ from aidc.cli import (
     backup,
     certs,
     cluster,
+    export,
     identity,
     jobs,
     serving,
@@ -225,6 +226,7 @@ app.add_typer(identity.token_app, name="token")
 app.command()(identity.whoami)
 app.add_typer(audit.audit_app, name="audit")
 app.add_typer(artifacts.artifacts_app, name="artifacts")
+app.add_typer(export.export_app, name="export")
 app.add_typer(backup.backup_app, name="backup")
 app.add_typer(certs.app, name="certs")
 app.add_typer(sim.app, name="sim")  # `sim_run` adds its commands to `sim.app` on import

@@ -367,7 +367,7 @@ class ControlLoop:
                 return 0
             number = job.attempts_made + 1
             job = job.transition(JobState.RUNNING, now).model_copy(update={"attempts_made": number})
-            endpoint, port = self._endpoint(job, placement)
+            endpoint, port = self._endpoint(job, number, placement)
             attempt = Attempt(
                 job_id=job_id,
                 number=number,
@@ -403,10 +403,10 @@ class ControlLoop:
         log.info("job %s attempt %s started on %s", job_id, number, ",".join(placement.nodes))
         return 1
 
-    def _endpoint(self, job: Job, placement: Placement) -> tuple[str | None, int | None]:
+    def _endpoint(self, job: Job, number: int, placement: Placement) -> tuple[str | None, int | None]:
         if job.spec.kind != JobKind.SERVE or not isinstance(self._backend, SupportsEndpoints):
             return None, None
-        return self._backend.reserve_endpoint(placement)
+        return self._backend.reserve_endpoint(job.id, number, placement)
 
     def _open_secrets(self, sealed: Mapping[str, str]) -> dict[str, str]:
         if not sealed:

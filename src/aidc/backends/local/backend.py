@@ -125,7 +125,7 @@ class LocalBackend:
         with self._lock:
             return [(t.job_id, t.attempt, t.pid) for t in self._tracked.values() if t.signal_sent is None]
 
-    def reserve_endpoint(self, placement: Placement) -> tuple[str, int]:
+    def reserve_endpoint(self, job_id: int, attempt: int, placement: Placement) -> tuple[str, int]:
         """Every local node is this host: a free loopback port, found by binding port 0. Another process
         could take it before the replica binds; the replica then fails to start and is replaced."""
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -1,0 +1,34 @@
+"""Offline validation against the Kubernetes OpenAPI schemas (kubernetes-validate, strict: unknown fields are
+errors). Without the package the tests that need it skip, or fail when CI is set."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+KUBERNETES_VERSION = "1.37.0"  # the newest schemas kubernetes-validate 1.37.0 ships
+
+Validate = Callable[[dict[str, Any]], None]
+
+
+@pytest.fixture(scope="session")
+def k8s_validate() -> Validate:
+    try:
+        import kubernetes_validate  # type: ignore[import-untyped]
+    except ImportError:
+        reason = "kubernetes-validate is not installed (pip install 'aidc[dev]')"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason} (CI is set, so this fails instead of skipping)", pytrace=False)
+        pytest.skip(reason)
+
+    def validate(obj: dict[str, Any]) -> None:
+        try:
+            kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            path = ".".join(str(p) for p in exc.path)
+            raise AssertionError(f"{obj['kind']} {obj['metadata']['name']}: {path}: {exc.message}") from None
+
+    return validate
