@@ -38,10 +38,12 @@ typecheck: $(DEV_STAMP)
 contracts: $(DEV_STAMP)
 	$(BIN)/lint-imports
 
-## Lint, type checks, import contracts, then the whole test suite (starts PostgreSQL itself).
+## Lint, type checks, import contracts, then the whole test suite (starts PostgreSQL, Slurm and a Ray head itself).
 test: $(DEV_STAMP) lint typecheck contracts
 	bash scripts/install-test-deps.sh
 	bash scripts/install-serve-runtimes.sh $(VENV)
+	bash scripts/install-slurm.sh
+	bash scripts/install-ray.sh
 	$(BIN)/pytest -q
 
 ## Unit tests only: no servers, no processes, seconds.

@@ -59,6 +59,8 @@ def _tls_files(settings: Settings) -> tuple[str, str] | None:
 
 def serve(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # httpx logs every request at INFO: a line per poll of an engine's API (Ray's) would drown the log.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
     # The control loop's cycles are CPU work in a thread beside the API: hand the GIL over more often than
     # the default 5 ms so that a request never waits behind a long stretch of a cycle.
     sys.setswitchinterval(0.001)
