@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
 from aidc.api.app import create_app
-from aidc.backends.context import BackendContext
+from aidc.backends.context import BackendContext, installation_prefix
 from aidc.backends.local.backend import LocalBackend
 from aidc.control.clock import SystemClock
 from aidc.control.deployments import DeploymentController
@@ -83,11 +83,14 @@ def build(settings: Settings) -> ControlPlane:
     url = settings.database_url or f"sqlite:///{data_dir / 'aidc.db'}"
     instance = settings.instance or f"{socket.gethostname().split('.')[0]}:{settings.port}"
     clock = SystemClock()
-    # Before anything is written: a bad backend or option is one line, and the database stays as it was.
+    secrets_key = load_or_create(data_dir / SECRETS_KEY_FILE, settings.secrets_key, "AIDC_SECRETS_KEY")
+    # Before the database is touched: a bad backend or option is one line, and the database stays as it was.
     backend = build_backend(
         settings.backend,
         load_backend_options(settings.backend_config, settings.backend),
-        BackendContext(data_dir, clock, settings.cancel_grace, settings.local_nodes),
+        BackendContext(
+            data_dir, clock, settings.cancel_grace, settings.local_nodes, name_prefix=installation_prefix(secrets_key)
+        ),
         str(settings.backend_config or ""),
     )
     leadership = _leadership(url, instance, settings.leader_lease, data_dir)
@@ -97,7 +100,7 @@ def build(settings: Settings) -> ControlPlane:
     scheduler = build_scheduler(sched_config, config_file)
     upgrade(url)
     audit_key = load_or_create(data_dir / AUDIT_KEY_FILE, settings.audit_key, "AIDC_AUDIT_KEY")
-    secrets = SecretBox(load_or_create(data_dir / SECRETS_KEY_FILE, settings.secrets_key, "AIDC_SECRETS_KEY"))
+    secrets = SecretBox(secrets_key)
     store = SqlStore(url, audit_key=audit_key)
     audit_log = AuditLog(store, clock)
     guard = Guard(audit_log)

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from aidc.backends.context import BackendContext, engine_job_name, parse_engine_job_name
+from aidc.backends.context import ENGINE_NAME_PREFIX, BackendContext, engine_job_name, parse_engine_job_name
 from aidc.backends.kubernetes import manifests, status
 from aidc.backends.kubernetes.client import KubeApi, KubeError, Obj
 from aidc.backends.kubernetes.config import KubernetesConfig
@@ -42,10 +42,11 @@ class _Tracked:
     leftovers: list[str] = field(default_factory=list)  # Secret/Service without an owner: deleted at the end
     stuck_since: float | None = None  # monotonic time its container was first seen unable to start
     failure: str | None = None  # why aidc stopped it (its container could not start): the exit's reason
+    prefix: str = ENGINE_NAME_PREFIX
 
     @property
     def name(self) -> str:
-        return engine_job_name(self.job_id, self.attempt)
+        return engine_job_name(self.job_id, self.attempt, self.prefix)
 
     @property
     def selector(self) -> str:
@@ -71,6 +72,7 @@ class KubernetesBackend:
     ) -> None:
         self._config = config
         self._context = context
+        self._prefix = context.name_prefix
         self._api = api
         self._monotonic = monotonic
         grace = config.termination_grace_seconds
@@ -102,7 +104,7 @@ class KubernetesBackend:
         """A serve replica is reached through its own Service, named like the attempt: cluster DNS, so the
         gateway must run where that name resolves (in the cluster). The container listens on the default
         port, which the Service maps from port 80."""
-        name = engine_job_name(job_id, attempt)
+        name = engine_job_name(job_id, attempt, self._prefix)
         return (
             f"http://{name}.{self._config.namespace}.svc:{manifests.SERVE_PORT}",
             manifests.DEFAULT_CONTAINER_PORT,
@@ -127,6 +129,7 @@ class KubernetesBackend:
             nodes=request.placement.nodes,
             replicas=1,  # each serving replica is an aidc job of its own
             grace_seconds=self._grace,
+            prefix=self._prefix,
         )
         objects = manifests.build(wanted, self._config)
         created: list[str] = []
@@ -146,7 +149,9 @@ class KubernetesBackend:
         kind = objects[-1]["kind"]
         leftovers = self._adopt_dependents(wanted.name, created[:-1], owner)
         with self._lock:
-            self._tracked[key] = _Tracked(request.job_id, request.attempt, kind, leftovers=leftovers)
+            self._tracked[key] = _Tracked(
+                request.job_id, request.attempt, kind, leftovers=leftovers, prefix=self._prefix
+            )
         log.info("launched job %s attempt %s as %s %s/%s", key[0], key[1], kind, self._api.namespace, wanted.name)
 
     def _adopt_dependents(self, name: str, kinds: list[str], owner: Obj | None) -> list[str]:
@@ -313,7 +318,7 @@ class KubernetesBackend:
                 )
 
     def _stop(self, job_id: int, attempt: int, grace: int, tracked: _Tracked | None) -> None:
-        name = engine_job_name(job_id, attempt)
+        name = engine_job_name(job_id, attempt, self._prefix)
         kind = tracked.kind if tracked is not None else None
         deleted = False
         if kind in (JOB, None):
@@ -335,7 +340,7 @@ class KubernetesBackend:
         with self._lock:
             if key in self._tracked:
                 return AdoptOutcome.RUNNING
-            tracked = _Tracked(attempt.job_id, attempt.number, None)
+            tracked = _Tracked(attempt.job_id, attempt.number, None, prefix=self._prefix)
             try:
                 obj = self._read(tracked.name)
                 if obj is None:
@@ -362,11 +367,11 @@ class KubernetesBackend:
 
     def engine_attempts(self) -> set[tuple[int, int]]:
         """(job, attempt) of every Job and Deployment labelled managed-by=aidc that has not finished, named
-        `aidc-<job>-<attempt>`."""
+        `<this installation's prefix>-<job>-<attempt>`."""
         held: set[tuple[int, int]] = set()
         objects = self._api.list_jobs(SELECTOR) + self._api.list_deployments(SELECTOR)
         for obj in objects:
-            parsed = parse_engine_job_name(_name(obj))
+            parsed = parse_engine_job_name(_name(obj), self._prefix)
             if parsed is not None and status.job_outcome(obj) is None:
                 held.add(parsed)
         return held

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from aidc.backends.context import engine_job_name
+from aidc.backends.context import ENGINE_NAME_PREFIX, engine_job_name
 from aidc.backends.kubernetes.config import KubernetesConfig
 from aidc.domain.errors import FieldProblem
 from aidc.domain.jobs import JobKind, JobSpec
@@ -76,10 +76,11 @@ class AttemptManifests:
     nodes: tuple[str, ...] = ()
     replicas: int | None = None
     grace_seconds: int = DEFAULT_GRACE_SECONDS
+    prefix: str = ENGINE_NAME_PREFIX  # the installation's (BackendContext.name_prefix)
 
     @property
     def name(self) -> str:
-        return engine_job_name(self.job_id, self.attempt)
+        return engine_job_name(self.job_id, self.attempt, self.prefix)
 
 
 def offline_config(namespace: str, image: str | None) -> KubernetesConfig:

@@ -53,6 +53,7 @@ class RayBackend:
     def __init__(self, config: RayConfig, context: BackendContext, client: RayJobsClient | None = None) -> None:
         self._config = config
         self._clock = context.clock
+        self._prefix = context.name_prefix
         self._stop_wait = config.stop_wait(context.cancel_grace)
         self._jobs_dir = PurePosixPath(config.jobs_dir or str(context.data_dir.absolute() / "ray-jobs"))
         self._client = client or RayJobsClient(
@@ -103,7 +104,7 @@ class RayBackend:
 
     def launch(self, request: LaunchRequest) -> None:
         key = (request.job_id, request.attempt)
-        name = engine_job_name(*key)
+        name = engine_job_name(*key, self._prefix)
         problems = self.validate(request.spec)
         if problems:
             raise LaunchError("; ".join(str(p) for p in problems))
@@ -118,6 +119,7 @@ class RayBackend:
             stop_wait=self._stop_wait,
             queue_resources=queue.resources if queue is not None else {},
             node_ip=self._node_ip(request) if self._config.pin_to_node else None,
+            prefix=self._prefix,
         )
         try:
             self._client.submit(body)
@@ -185,18 +187,18 @@ class RayBackend:
         with self._lock:
             self._note_pending_stops(jobs, listed_at)
             for key, since in list(self._watched.items()):
-                job = jobs.get(engine_job_name(*key))
+                job = jobs.get(engine_job_name(*key, self._prefix))
                 if job is None and since < started:  # else launched after the list was read
                     del self._watched[key]
                     self._stops.pop(key, None)
-                    reason = lost_reason(self.address, engine_job_name(*key))
+                    reason = lost_reason(self.address, engine_job_name(*key, self._prefix))
                     exits.append(AttemptExit(key[0], key[1], None, reason, self._clock.now()))
                 elif job is not None and job.status.is_terminal:
                     del self._watched[key]
                     exits.append(self._exit_of(key, job))
             again = [key for key, stop in self._stops.items() if started >= stop.retry_at]
         for key in again:
-            job = jobs.get(engine_job_name(*key))
+            job = jobs.get(engine_job_name(*key, self._prefix))
             if job is None or job.status.is_terminal:
                 with self._lock:
                     self._stops.pop(key, None)
@@ -209,7 +211,7 @@ class RayBackend:
         """Ray acts on a stop only once the job's supervisor runs, i.e. once Ray has its resources: for a job
         still PENDING the grace starts later than the stop was sent. Used to tell SIGTERM from SIGKILL."""
         for key, stop in self._stops.items():
-            job = jobs.get(engine_job_name(*key))
+            job = jobs.get(engine_job_name(*key, self._prefix))
             if stop.sent_at is not None and job is not None and job.status == RayJobStatus.PENDING:
                 stop.sent_at = max(stop.sent_at, listed_at)
                 stop.retry_at = max(stop.retry_at, time.monotonic() + self._stop_wait + STOP_SLACK_S)
@@ -247,7 +249,7 @@ class RayBackend:
         self._send_stop(key)
 
     def _send_stop(self, key: tuple[int, int]) -> None:
-        name = engine_job_name(*key)
+        name = engine_job_name(*key, self._prefix)
         sent_at = time.time()
         try:
             stopped = self._client.stop(name)
@@ -283,7 +285,7 @@ class RayBackend:
             if key in self._watched:
                 return AdoptOutcome.RUNNING
         try:
-            job = self._client.job(engine_job_name(*key))
+            job = self._client.job(engine_job_name(*key, self._prefix))
         except RayNotFound:
             return AdoptOutcome.LOST
         except RayError as exc:
@@ -308,7 +310,7 @@ class RayBackend:
             return set()
         found = set()
         for job in jobs:
-            key = parse_engine_job_name(job.submission_id)
+            key = parse_engine_job_name(job.submission_id, self._prefix)
             if key is not None and not job.status.is_terminal:
                 found.add(key)
         return found
@@ -321,7 +323,7 @@ class RayBackend:
         when Ray has no such submission; OSError when the head cannot be asked."""
         if offset < 0 or limit < 0:
             raise ValueError("offset and limit must be >= 0")
-        name = engine_job_name(job_id, attempt)
+        name = engine_job_name(job_id, attempt, self._prefix)
         try:
             # The state first, so that no output can come after a "complete" chunk.
             ended = self._client.job(name).status.is_terminal

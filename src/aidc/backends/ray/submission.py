@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-from aidc.backends.context import engine_job_name
+from aidc.backends.context import ENGINE_NAME_PREFIX, engine_job_name
 from aidc.backends.ray.client import DEFAULT_STOP_WAIT, STOP_WAIT_VARIABLE, RayJob, RayJobStatus
 from aidc.domain.jobs import JobSpec
 from aidc.ports import LaunchRequest
@@ -111,15 +111,16 @@ def submit_body(
     stop_wait: int,
     queue_resources: Mapping[str, float],
     node_ip: str | None,
+    prefix: str = ENGINE_NAME_PREFIX,
 ) -> dict[str, Any]:
-    """The body of POST /api/jobs/ (Ray's JobSubmitRequest) for one attempt."""
+    """The body of POST /api/jobs/ (Ray's JobSubmitRequest) for one attempt, named `<prefix>-<job>-<attempt>`."""
     spec = request.spec
     gpus = spec.resources.gpu_amount
     resources = dict(queue_resources)
     if node_ip is not None:
         resources[f"node:{node_ip}"] = NODE_RESOURCE_SLIVER
     body: dict[str, Any] = {
-        "submission_id": engine_job_name(request.job_id, request.attempt),
+        "submission_id": engine_job_name(request.job_id, request.attempt, prefix),
         "entrypoint": entrypoint(spec, paths, no_gpu=gpus == 0),
         "runtime_env": {"env_vars": runtime_env_vars(request, paths, stop_wait)},
         "entrypoint_num_cpus": spec.resources.cpus,
