@@ -1,6 +1,7 @@
 """The kubernetes backend: each attempt is a batch/v1 Job (a Deployment for a serve replica) named
-`aidc-<job>-<attempt>` and labelled `app.kubernetes.io/managed-by=aidc`, so that any control-plane instance finds
-it again after a restart. Kubernetes (or Kueue) runs it; aidc creates, watches and deletes it."""
+`aidc-<installation>-<job>-<attempt>` and labelled `app.kubernetes.io/managed-by=aidc`, so that any
+control-plane instance finds it again after a restart. Kubernetes (or Kueue) runs it; aidc creates, watches
+and deletes it."""
 
 from __future__ import annotations
 

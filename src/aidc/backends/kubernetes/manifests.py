@@ -2,8 +2,8 @@
 offline). Output order is the order of creation: Secret, Service, then the Job or Deployment.
 
 - batch/train (any kind but serve): a batch/v1 Job, `backoffLimit: 0` (aidc retries by launching a new attempt,
-  a new Job `aidc-<job>-<attempt>`); num_nodes > 1: an Indexed Job plus a headless Service, pods reach each other
-  as `<job>-<index>.<service>` (MASTER_ADDR is index 0's name).
+  a new Job `aidc-<installation>-<job>-<attempt>`); num_nodes > 1: an Indexed Job plus a headless Service,
+  pods reach each other as `<job>-<index>.<service>` (MASTER_ADDR is index 0's name).
 - serve: an apps/v1 Deployment and a Service (port 80 -> AIDC_PORT, default 8000).
 - secret_env: a v1 Secret (stringData) that the container reads with secretKeyRef; the values are never inlined.
 - Kueue: when the config maps the job's queue to a LocalQueue, the Job carries `kueue.x-k8s.io/queue-name` and

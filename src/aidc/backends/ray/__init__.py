@@ -3,8 +3,8 @@ dashboard, default http://127.0.0.1:8265) with httpx; the control plane never im
 
 What Ray gives and how aidc uses it (checked against Ray 2.60, see scripts/install-ray.sh):
 
-- The attempt's submission id is `aidc-<job>-<attempt>`: a restarted control plane (any instance) finds it
-  again; Ray refuses a second submission of that id (a LaunchError).
+- The attempt's submission id is `aidc-<installation>-<job>-<attempt>`: a restarted control plane (any
+  instance) finds it again; Ray refuses a second submission of that id (a LaunchError).
 - The entrypoint is `bash -c` of a script that enters the workdir, creates the checkpoint dir, runs `setup`
   then `run`. Both are paths on the Ray node the driver runs on (see RayConfig.jobs_dir).
 - Resources: entrypoint_num_cpus, entrypoint_num_gpus (fractions allowed), entrypoint_memory (Ray's logical

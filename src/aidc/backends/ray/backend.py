@@ -45,8 +45,8 @@ class _Stop:
 
 
 class RayBackend:
-    """Runs each attempt as a Ray job named `aidc-<job>-<attempt>` (its submission id), so that any control-plane
-    instance finds it again. See the package docstring for what Ray does and does not give."""
+    """Runs each attempt as a Ray job named `aidc-<installation>-<job>-<attempt>` (its submission id), so that
+    any control-plane instance finds it again. See the package docstring for what Ray does and does not give."""
 
     name = NAME
 
@@ -301,8 +301,8 @@ class RayBackend:
             return AdoptOutcome.RUNNING
 
     def engine_attempts(self) -> set[tuple[int, int]]:
-        """Submissions named aidc-<job>-<attempt> that Ray holds PENDING or RUNNING (empty, with a warning, when
-        the head cannot be reached)."""
+        """Submissions named aidc-<installation>-<job>-<attempt> that Ray holds PENDING or RUNNING (empty, with a
+        warning, when the head cannot be reached)."""
         try:
             jobs = self._client.jobs()
         except RayError as exc:
