@@ -61,6 +61,8 @@ bench: $(DEV_STAMP)
 	$(BIN)/python bench/telemetry.py
 	$(BIN)/python bench/rules.py
 	$(BIN)/python bench/failover.py
+	bash scripts/install-slurm.sh
+	$(BIN)/python bench/slurm_submit.py
 	$(BIN)/python bench/tsdb.py
 	$(BIN)/python bench/gateway.py --chat
 

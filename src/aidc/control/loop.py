@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -54,6 +55,7 @@ FULL_CYCLE_EVERY = 30.0  # seconds: schedule even when nothing seems to have cha
 REASON_BATCH = 100
 LOST_REASON = "lost: the control plane restarted and found no trace of the attempt's process"
 LOG_TAIL = 64 * 1024  # bytes of an ended attempt's output searched for known transient failures
+LAUNCH_WORKERS = 8  # launches of one cycle run side by side, at most this many at once
 
 
 class FaultSignals(Protocol):
@@ -80,6 +82,16 @@ class CycleStats:
     seconds: float
     preempted: int = 0
     cancelled: int = 0
+
+
+@dataclass(frozen=True)
+class _Launch:
+    """A start committed to the store, to be launched in the backend."""
+
+    job: Job
+    number: int
+    placement: Placement
+    env: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -339,10 +351,8 @@ class ControlLoop:
         # Stop what must stop first, so that the freed resources come back as soon as possible.
         preempted = self._preempt(preempts, now)
         cancelled = self._cancel(cancels, now)
-        started = 0
         waiting += len(starts)
-        for start in starts:
-            started += self._start(start.job_id, start.placement, now)
+        started = self._start_all(starts, now)
         # In small transactions, so that submits (which need the write turn) wait for one batch, not all.
         items = list(reasons.items())
         for first in range(0, len(items), REASON_BATCH):
@@ -360,11 +370,24 @@ class ControlLoop:
         self.last_cycle_at = time.monotonic()
         return stats
 
-    def _start(self, job_id: int, placement: Placement, now: datetime) -> int:
+    def _start_all(self, starts: list[Start], now: datetime) -> int:
+        """Commit every start (RUNNING + the attempt row, one by one), then launch them: side by side when there
+        are several, since an engine's launch waits on it (an sbatch, an API call) and is mostly idle time."""
+        launches = [launch for s in starts if (launch := self._commit_start(s.job_id, s.placement, now)) is not None]
+        if len(launches) > 1:
+            with ThreadPoolExecutor(min(LAUNCH_WORKERS, len(launches)), thread_name_prefix="aidc-launch") as pool:
+                failures = list(pool.map(self._launch, launches))
+        else:
+            failures = [self._launch(launch) for launch in launches]
+        failed = [f for f in failures if f is not None]
+        self._record_exits(failed)
+        return len(launches) - len(failed)
+
+    def _commit_start(self, job_id: int, placement: Placement, now: datetime) -> _Launch | None:
         with self._store.unit_of_work() as uow:
             job = uow.jobs.get(job_id)
             if job is None or job.state != JobState.PENDING:  # cancelled since the snapshot
-                return 0
+                return None
             number = job.attempts_made + 1
             job = job.transition(JobState.RUNNING, now).model_copy(update={"attempts_made": number})
             endpoint, port = self._endpoint(job, number, placement)
@@ -391,17 +414,24 @@ class ControlLoop:
         }
         if port is not None:
             env["AIDC_PORT"] = str(port)  # a serving replica listens there
+        return _Launch(job, number, placement, env)
+
+    def _launch(self, launch: _Launch) -> AttemptExit | None:
+        """Start a committed attempt in the backend; how it failed, if it did (recorded by the caller)."""
+        job, number = launch.job, launch.number
         try:
             secrets = self._open_secrets(job.spec.secret_env)
             if self._keeper is not None and self._checkpoints is not None and job.spec.from_checkpoint:
-                self._keeper.before_launch(job, self._checkpoints.checkpoint_path(job_id, job.spec))
-            self._backend.launch(LaunchRequest(job_id, number, job.spec, placement, env, secrets))
+                self._keeper.before_launch(job, self._checkpoints.checkpoint_path(job.id, job.spec))
+            self._backend.launch(LaunchRequest(job.id, number, job.spec, launch.placement, launch.env, secrets))
         except (LaunchError, SecretError, CheckpointError) as exc:
-            log.warning("job %s attempt %s could not start: %s", job_id, number, exc)
-            self._record_exits([AttemptExit(job_id, number, None, f"launch failed: {exc}", self._clock.now())])
-            return 0
-        log.info("job %s attempt %s started on %s", job_id, number, ",".join(placement.nodes))
-        return 1
+            log.warning("job %s attempt %s could not start: %s", job.id, number, exc)
+            return AttemptExit(job.id, number, None, f"launch failed: {exc}", self._clock.now())
+        except Exception as exc:  # a backend's bug must not leave the attempt open forever
+            log.exception("job %s attempt %s could not start", job.id, number)
+            return AttemptExit(job.id, number, None, f"launch failed: {exc}", self._clock.now())
+        log.info("job %s attempt %s started on %s", job.id, number, ",".join(launch.placement.nodes))
+        return None
 
     def _endpoint(self, job: Job, number: int, placement: Placement) -> tuple[str | None, int | None]:
         if job.spec.kind != JobKind.SERVE or not isinstance(self._backend, SupportsEndpoints):
