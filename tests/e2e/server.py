@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -18,6 +17,8 @@ from typing import Any
 
 import httpx
 
+from tests.fixtures.common import free_port
+
 AIDC = str(Path(sys.executable).with_name("aidc"))
 
 # Short timings so the tests do not wait on production defaults.
@@ -27,13 +28,6 @@ FAST_SETTINGS = {
     "AIDC_RETRY_BACKOFF_MAX": "1",
     "AIDC_CANCEL_GRACE": "2",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, every: float = 0.1, what: str = "condition") -> Any:
