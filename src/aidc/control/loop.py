@@ -21,6 +21,7 @@ from typing import Protocol
 from aidc.control.active import ActiveJobs
 from aidc.control.faults import AttemptFacts, FaultKind, after_fault, classify, describe_lost, lost_work, tagged
 from aidc.control.health import HeartbeatWatch
+from aidc.control.reconciliation import Reconciliation
 from aidc.control.retry import RetryPolicy, after_attempt, preempted_attempt_reason, requeue_preempted
 from aidc.domain.decisions import Cancel, Placement, Preempt, Start, Wait
 from aidc.domain.jobs import Attempt, Job, JobKind, JobState
@@ -92,23 +93,6 @@ class _Launch:
     number: int
     placement: Placement
     env: dict[str, str]
-
-
-@dataclass(frozen=True)
-class Reconciliation:
-    """What a reconciliation with the backend did."""
-
-    adopted: int  # open attempts found still running
-    ended_while_away: int  # open attempts that had ended: their exits recorded now
-    lost: int  # open attempts the backend knows nothing of: failed (and retried by the job's policy)
-    orphans_stopped: tuple[tuple[int, int], ...] = ()  # (job, attempt) the engine ran with no open record
-
-    def describe(self) -> str:
-        orphans = ", ".join(f"job {j} attempt {a}" for j, a in self.orphans_stopped) or "none"
-        return (
-            f"{self.adopted} running attempt(s) adopted, {self.ended_while_away} ended while away (recorded), "
-            f"{self.lost} lost (failed, retried if allowed), orphans stopped: {orphans}"
-        )
 
 
 class ControlLoop:
