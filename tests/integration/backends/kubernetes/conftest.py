@@ -3,26 +3,19 @@ kubeconfig that points at it (so the real `kubernetes` client loads it, authenti
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 
 from aidc.backends.context import BackendContext
 from aidc.backends.kubernetes.backend import KubernetesBackend
 from tests.fixtures.clock import FakeClock
+from tests.fixtures.common import unavailable
 from tests.integration.backends.kubernetes.fake_apiserver import NAMESPACE, FakeApiServer
 
 TOKEN = "test-token-not-secret"
-
-
-def unavailable(reason: str) -> NoReturn:
-    """Skip, except in CI, where a test environment without the kubernetes package is a broken one."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set, so this fails instead of skipping)", pytrace=False)
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,8 @@ from aidc.domain.jobs import Attempt, JobSpec
 from aidc.domain.nodes import NodeState
 from aidc.ports import AdoptOutcome, LaunchError, LaunchRequest, SupportsEngineListing, SupportsLogs
 from tests.fixtures.clock import T0
-from tests.integration.backends.kubernetes.conftest import TOKEN, unavailable
+from tests.fixtures.common import unavailable
+from tests.integration.backends.kubernetes.conftest import TOKEN
 from tests.integration.backends.kubernetes.fake_apiserver import (
     NAMESPACE,
     FakeApiServer,
