@@ -10,6 +10,7 @@
 # 5 minutes on 2 cores) and keeps the wheel in its cache, so later installs take a second. Keep pip's cache
 # ($PIP_CACHE_DIR, default ~/.cache/pip) between CI runs. Idempotent; well under a second when all is there.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
 
 VENV="${1:-.venv}"
 PY="$VENV/bin/python"
@@ -58,15 +59,7 @@ ensure_build_tools() {
     command -v cmake >/dev/null 2>&1 || need+=(cmake)
     command -v c++ >/dev/null 2>&1 || need+=(build-essential)
     [[ ${#need[@]} -eq 0 ]] && return 0
-    if ! command -v apt-get >/dev/null 2>&1; then
-        echo "building llama-cpp-python needs ${need[*]} (cmake and a C/C++ compiler): install them first" >&2
-        exit 1
-    fi
-    local sudo=()
-    [[ "$(id -u)" == 0 ]] || sudo=(sudo)
-    export DEBIAN_FRONTEND=noninteractive
-    ${sudo[@]+"${sudo[@]}"} apt-get update -qq
-    ${sudo[@]+"${sudo[@]}"} apt-get install -y -qq --no-install-recommends "${need[@]}" ninja-build >/dev/null
+    apt_install "building llama-cpp-python needs cmake and a C/C++ compiler: install them first" "${need[@]}" ninja-build
 }
 
 if grep -qx "llama-cpp-python" <<<"$todo"; then

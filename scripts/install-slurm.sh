@@ -14,36 +14,9 @@ if [[ ${#need[@]} -eq 0 ]]; then
     exit 0
 fi
 
-if ! command -v apt-get >/dev/null 2>&1; then
-    echo "${need[*]} not found and apt-get is not available: install Slurm (slurmctld, slurmd, sbatch) and munge yourself." >&2
-    exit 1
-fi
-
-SUDO=()
-if [[ "$(id -u)" != 0 ]]; then
-    if ! command -v sudo >/dev/null 2>&1; then
-        echo "installing ${need[*]} needs root (or sudo)" >&2
-        exit 1
-    fi
-    SUDO=(sudo)
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-# Refresh the package lists only when they are missing (a fresh container) or the install fails.
-if ! compgen -G "/var/lib/apt/lists/*_Packages" >/dev/null; then
-    ${SUDO[@]+"${SUDO[@]}"} apt-get update -qq
-fi
-if ! ${SUDO[@]+"${SUDO[@]}"} apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null; then
-    ${SUDO[@]+"${SUDO[@]}"} apt-get update -qq
-    ${SUDO[@]+"${SUDO[@]}"} apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
-if command -v systemctl >/dev/null 2>&1; then
-    for service in slurmctld slurmd munge; do
-        if systemctl is-active --quiet "$service" 2>/dev/null; then
-            ${SUDO[@]+"${SUDO[@]}"} systemctl stop "$service" || true
-        fi
-    done
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
+apt_install "install Slurm (slurmctld, slurmd, sbatch) and munge yourself." "${need[@]}"
+stop_services slurmctld slurmd munge
 command -v slurmctld >/dev/null 2>&1 || { echo "slurm-wlm was installed but slurmctld was not found" >&2; exit 1; }
 command -v munged >/dev/null 2>&1 || { echo "munge was installed but munged was not found" >&2; exit 1; }
 echo "installed: ${need[*]}"
