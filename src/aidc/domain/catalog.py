@@ -46,6 +46,16 @@ class GpuSpec(BaseModel):
     tdp_watts: float = Field(gt=0, description="the vendor's maximum board power per GPU")
     idle_watts: float = Field(ge=0, description="typical idle draw per GPU: an estimate")
     source: str = Field(min_length=1, description="where tdp_watts comes from")
+    bf16_tflops: float | None = Field(
+        default=None, gt=0, description="peak dense BF16 tensor TFLOP/s (FP16 where the model has no BF16)"
+    )
+    fp8_tflops: float | None = Field(default=None, gt=0, description="peak dense FP8 tensor TFLOP/s; None: no FP8")
+    memory_bandwidth_gbs: float | None = Field(default=None, gt=0, description="memory bandwidth, GB/s")
+    interconnect: str | None = Field(default=None, description="GPU-to-GPU link, e.g. 'NVLink 4, 900 GB/s'")
+    list_price_usd: float | None = Field(default=None, gt=0, description="purchase price per GPU: the site fills it in")
+    hourly_price_usd: float | None = Field(
+        default=None, gt=0, description="price per GPU-hour (owned: amortized; rented: the rate): the site fills it in"
+    )
     notes: str = ""
 
     @model_validator(mode="after")
