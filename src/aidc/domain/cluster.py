@@ -14,6 +14,8 @@ nodes:
     switch: leaf-3        # domain, network switch and rack the nodes share (set as node labels of
     rack: r1              # the same names)
     labels: {zone: east}
+power: {...}               # budgets and caps: aidc.domain.power
+energy: {...}              # PUE, prices, carbon: aidc.domain.site_energy
 ```
 """
 
@@ -24,7 +26,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from aidc.domain.nodes import Gpu, Node
+from aidc.domain.power import PowerSpec
 from aidc.domain.resources import MAX_CPUS_PER_NODE, MAX_GPUS_PER_NODE, MAX_MEMORY_PER_NODE
+from aidc.domain.site_energy import EnergySpec
 from aidc.domain.units import parse_size
 
 MAX_NODES_PER_GROUP = 100_000
@@ -96,6 +100,8 @@ class ClusterSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     nodes: list[NodeGroup] = Field(default_factory=list)
+    power: PowerSpec = Field(default_factory=PowerSpec, description="power budgets and GPU power caps")
+    energy: EnergySpec = Field(default_factory=EnergySpec, description="PUE, prices and grid carbon intensity")
 
     @model_validator(mode="after")
     def _unique_names(self) -> ClusterSpec:
