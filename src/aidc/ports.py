@@ -19,6 +19,7 @@ from aidc.domain.artifacts import ArtifactVersion
 from aidc.domain.decisions import Placement
 from aidc.domain.errors import FieldProblem
 from aidc.domain.health import AlertEvent, MetricRow, NodeIncident
+from aidc.domain.energy import ByEnergy, EnergyRecord, EnergyTotal
 from aidc.domain.identity import AuditEntry, AuditRecord, RoleBindingRecord, Team, TokenRecord, User
 from aidc.domain.jobs import Attempt, Job, JobSpec, JobState
 from aidc.domain.nodes import Node
@@ -316,6 +317,27 @@ class ServingRepository(Protocol):
     ) -> builtins.list[UsageTotal]: ...
 
 
+class EnergyRepository(Protocol):
+    def add(self, records: Sequence[EnergyRecord]) -> None:
+        """Add each record to its (hour, node, job, attempt) row."""
+        ...
+
+    def totals(
+        self,
+        by: ByEnergy,
+        since: datetime,
+        until: datetime | None = None,
+        teams: Sequence[str] | None = None,
+        job_id: int | None = None,
+    ) -> builtins.list[EnergyTotal]: ...
+
+    def hourly(
+        self, by: ByEnergy, since: datetime, teams: Sequence[str] | None = None
+    ) -> builtins.list[tuple[datetime, str | None, float]]: ...
+
+    def prune(self, before: datetime) -> int: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction. Leaving the `with` block without commit() rolls back."""
 
@@ -330,6 +352,7 @@ class UnitOfWork(Protocol):
     alerts: AlertEventRepository
     metrics: MetricHistoryRepository
     serving: ServingRepository
+    energy: EnergyRepository
 
     def commit(self) -> None: ...
 

@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     node_timeout: float = Field(default=30.0, gt=0, description="A node silent this long is DOWN; its jobs requeued")
     metrics_interval: float = Field(default=5.0, gt=0, description="Seconds between collections on this host")
     alert_every: float = Field(default=15.0, gt=0, description="Seconds between evaluations of the alert rules")
+    energy_every: float = Field(default=60.0, gt=0, description="Seconds between energy accounting intervals")
+    gpu_catalog: Path | None = Field(default=None, description="A site's GPU catalog, merged over the shipped one")
     alert_rules: Path | None = Field(default=None, description="More alert rules (Prometheus rule-file YAML)")
     default_rules: bool = Field(default=True, description="Load the default rule pack")
     alert_webhook: str | None = Field(default=None, description="Send alerts there, in Alertmanager's webhook format")
@@ -93,6 +95,7 @@ class Settings(BaseSettings):
         "node_timeout",
         "metrics_interval",
         "alert_every",
+        "energy_every",
         "alert_group_wait",
         "alert_group_interval",
         "alert_repeat_interval",

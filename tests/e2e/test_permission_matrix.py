@@ -169,6 +169,10 @@ RULES: dict[tuple[str, str], Rule | None] = {  # None: public, no token needed
         WRITERS_OF_ML, path=lambda ids: "/v1/deployments/doomed", allowed_404="doomed"
     ),
     ("GET", "/v1/usage"): Rule(READERS),
+    ("GET", "/v1/energy"): Rule(READERS),
+    ("GET", "/v1/jobs/{job_id}/energy"): Rule(
+        everyone({"inference": D, "other_team": H}), path=lambda ids: f"/v1/jobs/{ids['job']}/energy"
+    ),
     ("GET", "/v1/audit"): Rule(everyone({"admin": A, "operator": A}, default=D)),
     ("POST", "/v1/audit/verify"): Rule(everyone({"admin": A, "operator": A}, default=D)),
 }

@@ -12,6 +12,7 @@ import yaml
 
 from aidc.cli import render
 from aidc.cli.context import EXIT_USAGE, api_errors, config, fail, read_text_file
+from aidc.cli.energy import carbon, kwh, money
 from aidc.client import ApiError
 from aidc.domain.jobs import JobState
 from aidc.domain.units import format_duration
@@ -110,8 +111,9 @@ def show(job_id: JobId, json_out: Annotated[bool, typer.Option("--json")] = Fals
     """Show a job: spec, state, every attempt, and why it waits."""
     with api_errors(), config.client() as client:
         job = client.show(_job_id(job_id))
+        energy = client.job_energy(job.id)
     if json_out:
-        render.print_json(job.model_dump(mode="json"))
+        render.print_json({**job.model_dump(mode="json"), "energy": energy})
         return
     c = render.console
     c.print(f"[bold]job {job.id}[/bold] {job.name}  {render.state(job.state)}")
@@ -142,6 +144,8 @@ def show(job_id: JobId, json_out: Annotated[bool, typer.Option("--json")] = Fals
             rows.append(("retry not before", render.when(job.not_before)))
     if job.state_reason:
         rows.append(("reason", job.state_reason))
+    if energy:
+        rows.append(("energy", energy_text(energy)))
     for key, value in rows:
         c.print(f"  {key:<16}{value}", markup=False)
     if job.attempts:
@@ -154,6 +158,24 @@ def show(job_id: JobId, json_out: Annotated[bool, typer.Option("--json")] = Fals
                       exit_code, how)  # fmt: skip
         c.print()
         c.print(t)
+
+
+def energy_text(rows: list[dict[str, Any]]) -> str:
+    """ "2.41 kWh facility (1.85 kWh IT, 31.0 GPU-hours, estimate), cost 0.36, 900 g CO2e" over all attempts."""
+    it = sum(r["it_kwh"] for r in rows)
+    estimated = sum(r["estimated_kwh"] for r in rows)
+    parts = [f"{kwh(sum(r['facility_kwh'] for r in rows))} facility ({kwh(it)} IT"]
+    parts[0] += f", {sum(r['gpu_hours'] for r in rows):,.1f} GPU-hours"
+    if estimated > 0:
+        parts[0] += ", estimate" if estimated >= 0.995 * it else f", {estimated / it:.0%} estimate"
+    parts[0] += ")"
+    costs = [r["cost"] for r in rows if r["cost"] is not None]
+    if costs:
+        parts.append(f"cost {money(sum(costs), '').strip()}")
+    co2 = [r["carbon_kg"] for r in rows if r["carbon_kg"] is not None]
+    if co2:
+        parts.append(f"{carbon(sum(co2))} CO2e")
+    return ", ".join(parts)
 
 
 def cancel(job_id: JobId) -> None:

@@ -127,6 +127,14 @@ class AidcClient:
         found: list[dict[str, Any]] = self._request("GET", "/v1/usage", params={"by": by, "since": since}).json()
         return found
 
+    def energy_report(self, by: str, since: str) -> dict[str, Any]:
+        found: dict[str, Any] = self._request("GET", "/v1/energy", params={"by": by, "since": since}).json()
+        return found
+
+    def job_energy(self, job_id: int) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self._request("GET", f"/v1/jobs/{job_id}/energy").json()
+        return found
+
     # ------------------------------------------------------------------ jobs
 
     def submit(self, spec: dict[str, Any]) -> JobOut:

@@ -11,6 +11,7 @@ energy:
   timezone: Europe/Berlin  # the tariff's clock (default UTC)
   carbon_kg_per_kwh: 0.38  # grid intensity, flat; or a CSV time series (timestamp,kg_per_kwh), hourly or finer
   carbon_file: grid-intensity.csv
+  cpu_watts_per_core: 5    # the CPU estimate where RAPL cannot be read: W per busy core
 ```
 
 The arithmetic (cost and carbon of an interval of energy) is in `aidc.energy.prices`.
@@ -28,6 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 __all__ = ["EnergySpec", "TariffPeriod", "parse_clock"]
 
 DEFAULT_PUE = 1.58  # industry average, Uptime Institute 2023 (../shared/notes/FIELD-FACTS.md)
+# A busy server core: 360 W / 96 cores (AMD EPYC 9654) is 3.75 W, 350 W / 56 (Xeon 8480+) 6.25 W; a round 5 W.
+DEFAULT_CPU_WATTS_PER_CORE = 5.0
 _CLOCK = re.compile(r"^([01]\d|2[0-4]):([0-5]\d)$")
 
 
@@ -72,6 +75,9 @@ class EnergySpec(BaseModel):
     timezone: str = Field(default="UTC", description="the tariff's clock, an IANA zone name")
     carbon_kg_per_kwh: float | None = Field(default=None, ge=0, le=5.0, description="grid intensity, flat")
     carbon_file: Path | None = Field(default=None, description="grid intensity over time: CSV timestamp,kg_per_kwh")
+    cpu_watts_per_core: float = Field(
+        default=DEFAULT_CPU_WATTS_PER_CORE, ge=0, le=100, description="estimated draw of one busy CPU core, W"
+    )
 
     @field_validator("timezone")
     @classmethod

@@ -25,6 +25,7 @@ from aidc.control.health import HeartbeatWatch
 from aidc.control.leader import LeaderElection
 from aidc.control.loop import ControlLoop, CycleObserver
 from aidc.control.retry import RetryPolicy
+from aidc.domain.cluster import ClusterSpec
 from aidc.ports import Backend, Leadership, WakeChannel
 from aidc.sched.config import SchedulerConfig
 from aidc.security.keys import load_or_create
@@ -32,6 +33,7 @@ from aidc.security.secretbox import SecretBox
 from aidc.server.backend_plan import build_backend, load_backend_options
 from aidc.server.backup_plan import ControlPlaneBackup
 from aidc.server.cluster_file import load_cluster_file
+from aidc.server.energy_plan import build_energy, load_pricing
 from aidc.server.scheduler_file import build_scheduler, load_scheduler_file
 from aidc.server.telemetry_plan import build_alerts, build_telemetry
 from aidc.services.artifacts import ArtifactService
@@ -94,7 +96,8 @@ def build(settings: Settings) -> ControlPlane:
         str(settings.backend_config or ""),
     )
     leadership = _leadership(url, instance, settings.leader_lease, data_dir)
-    cluster_nodes = load_cluster_file(settings.cluster_file) if settings.cluster_file else []
+    cluster = load_cluster_file(settings.cluster_file) if settings.cluster_file else ClusterSpec()
+    pricing = load_pricing(cluster, settings.cluster_file)
     config_file = settings.scheduler_config
     sched_config = load_scheduler_file(config_file) if config_file else SchedulerConfig()
     scheduler = build_scheduler(sched_config, config_file)
@@ -107,7 +110,7 @@ def build(settings: Settings) -> ControlPlane:
     lemon = LemonPolicy(settings.lemon_incidents, settings.lemon_window)
     nodes = NodeService(store, backend.name, guard, audit_log, clock, lemon)
     nodes.register(backend.discover_nodes())
-    nodes.register(cluster_nodes)
+    nodes.register(cluster.all_nodes())
     local = backend if isinstance(backend, LocalBackend) else None
     host = local.node_name if local is not None else socket.gethostname().split(".")[0]
 
@@ -224,6 +227,7 @@ def build(settings: Settings) -> ControlPlane:
         auth=auth,
         jobs=jobs,
         serving=DeploymentService(store, clock, guard, audit_log, jobs, wake_deployments),
+        energy=build_energy(cluster, pricing, store, clock, guard, telemetry, settings.energy_every),
         identity=IdentityService(store, clock, guard, audit_log, auth),
         audit=AuditService(store, audit_key, guard),
         artifacts=artifacts,

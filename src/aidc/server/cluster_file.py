@@ -1,4 +1,5 @@
-"""Read a cluster file into nodes, with errors that name the file, the field and the problem."""
+"""Read a cluster file (nodes, power budgets and caps, energy prices), with errors that name the file, the
+field and the problem."""
 
 from __future__ import annotations
 
@@ -9,10 +10,9 @@ from pydantic import ValidationError
 
 from aidc.domain.cluster import ClusterSpec
 from aidc.domain.errors import FieldProblem, InvalidInput
-from aidc.domain.nodes import Node
 
 
-def load_cluster_file(path: Path) -> list[Node]:
+def load_cluster_file(path: Path) -> ClusterSpec:
     try:
         data = yaml.safe_load(path.read_text())
     except OSError as exc:
@@ -27,4 +27,4 @@ def load_cluster_file(path: Path) -> list[Node]:
             for e in exc.errors()
         ]
         raise InvalidInput([FieldProblem(f"{path}: {p.field}", p.problem) for p in problems]) from None
-    return spec.all_nodes()
+    return spec

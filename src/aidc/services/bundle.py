@@ -10,6 +10,7 @@ from aidc.services.artifacts import ArtifactService
 from aidc.services.audit import AuditService
 from aidc.services.auth import AuthService
 from aidc.services.backups import BackupService
+from aidc.services.energy import EnergyService
 from aidc.services.identity import IdentityService
 from aidc.services.jobs import JobService
 from aidc.services.nodes import NodeService
@@ -31,4 +32,5 @@ class Services:
     telemetry: TelemetryService
     alerts: AlertService
     serving: DeploymentService
+    energy: EnergyService
     ready: Callable[[], tuple[bool, dict[str, str]]]  # (ready?, details: role, leader, why not) for /readyz

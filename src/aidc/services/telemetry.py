@@ -8,7 +8,7 @@ import math
 import re
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -60,6 +60,18 @@ class _StoreHistory:
         return [HistoryRow(labels_from_key(r.series), r.bucket, r.avg, r.min, r.max, r.last, r.count) for r in rows]
 
 
+FamilySource = Callable[[], list[Family]]
+
+
+@dataclass
+class _Periodic:
+    name: str
+    every: float
+    task: Callable[[], object]
+    families: FamilySource
+    last: float = float("-inf")
+
+
 class TelemetryService:
     def __init__(
         self,
@@ -90,10 +102,16 @@ class TelemetryService:
         self._thread: threading.Thread | None = None
         self._last_prune = 0.0
         self._ticking = threading.Lock()  # tick() runs on its thread and before each alert evaluation
+        self._periodic: list[_Periodic] = []
 
     def attach_sampler(self, sampler: Sampler) -> None:
         """This host's collectors (built after the service: their sink is `self.sink`)."""
         self._sampler = sampler
+
+    def add_periodic(self, name: str, every: float, task: Callable[[], object], families: FamilySource) -> None:
+        """Run `task` on the telemetry thread every `every` seconds (leader only, as this thread is), and serve
+        and keep what `families` returns after it: how derived series (energy) join the others."""
+        self._periodic.append(_Periodic(name, every, task, families))
 
     @property
     def anomaly(self) -> AnomalyMonitor | None:
@@ -130,6 +148,14 @@ class TelemetryService:
         with self._lock:
             self._control_families = families
         self.tsdb.ingest(now, [*families, *self.control.registry_families()], CONTROL_SOURCE)
+        for job in self._periodic:
+            if now - job.last >= job.every:
+                job.last = now
+                try:
+                    job.task()
+                except Exception:  # one failing task must not stop the others, nor the tick
+                    log.exception("%s failed", job.name)
+                self.tsdb.ingest(now, job.families(), f"{CONTROL_SOURCE}:{job.name}")
         rows = self._downsampler.rollup(now)
         if rows:
             self._history.write(rows)
@@ -179,6 +205,8 @@ class TelemetryService:
         families: list[Family] = list(self._sampler.latest()) if self._sampler is not None else []
         families.extend(self._agent_families())
         families.extend(control)
+        for job in self._periodic:
+            families.extend(job.families())
         return render(families) + self.control.exposition()
 
     def _agent_families(self) -> list[Family]:

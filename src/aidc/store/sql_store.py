@@ -14,6 +14,7 @@ from aidc.ports import (
     AlertEventRepository,
     ArtifactRepository,
     AuditRepository,
+    EnergyRepository,
     IdentityRepository,
     IncidentRepository,
     JobRepository,
@@ -25,6 +26,7 @@ from aidc.ports import (
 )
 from aidc.store.artifacts import SqlArtifactRepository
 from aidc.store.audit import SqlAuditRepository
+from aidc.store.energy import SqlEnergyRepository
 from aidc.store.engine import (
     DEFAULT_BUSY_TIMEOUT,
     SQLITE_BEGIN_OPTION,
@@ -67,6 +69,7 @@ class SqlUnitOfWork:
         self.alerts: AlertEventRepository = SqlAlertEventRepository(connection)
         self.metrics: MetricHistoryRepository = SqlMetricHistoryRepository(connection)
         self.serving: ServingRepository = SqlServingRepository(connection)
+        self.energy: EnergyRepository = SqlEnergyRepository(connection)
 
     def commit(self) -> None:
         self._audit.flush()  # the signed head goes with the records it covers

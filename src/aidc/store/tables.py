@@ -326,3 +326,26 @@ usage = Table(
     Column("completion_tokens", BigInteger, nullable=False),
     Index("ix_usage_minute", "minute"),
 )
+
+# Energy per attempt, node and hour (job_id 0: the node's unallocated energy); each accounting interval adds
+# to its hour's row, so a row is the sum of the intervals of that hour.
+energy_usage = Table(
+    "energy_usage",
+    metadata,
+    Column("hour", UtcDateTime, primary_key=True),
+    Column("node", String(253), primary_key=True),
+    Column("job_id", Integer, primary_key=True),
+    Column("attempt", Integer, primary_key=True),
+    Column("user", Text),
+    Column("queue", String(63)),
+    Column("team", String(63)),
+    Column("gpu_j_measured", Float, nullable=False),
+    Column("gpu_j_estimated", Float, nullable=False),
+    Column("cpu_j_measured", Float, nullable=False),
+    Column("cpu_j_estimated", Float, nullable=False),
+    Column("gpu_seconds", Float, nullable=False),
+    Column("facility_j", Float, nullable=False),
+    Column("cost", Float),
+    Column("carbon_kg", Float),
+    Index("ix_energy_usage_job", "job_id"),
+)

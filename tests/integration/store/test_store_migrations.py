@@ -27,6 +27,7 @@ TABLES = {
     "deployment_replicas",
     "gateway_reports",
     "usage",
+    "energy_usage",
     "node_incidents",
     "nodes",
     "queues",
@@ -47,7 +48,7 @@ def _table_names(url: str) -> set[str]:
 def test_upgrade_creates_the_schema_at_head(database_url: str) -> None:
     assert current_revision(database_url) is None
     upgrade(database_url)
-    assert current_revision(database_url) == head_revision() == "0007"
+    assert current_revision(database_url) == head_revision() == "0008"
     assert _table_names(database_url) == TABLES
 
 
