@@ -17,12 +17,13 @@ from typing import Protocol, runtime_checkable
 
 from aidc.domain.artifacts import ArtifactVersion
 from aidc.domain.decisions import Placement
+from aidc.domain.energy import ByEnergy, EnergyRecord, EnergyTotal
 from aidc.domain.errors import FieldProblem
 from aidc.domain.health import AlertEvent, MetricRow, NodeIncident
-from aidc.domain.energy import ByEnergy, EnergyRecord, EnergyTotal
 from aidc.domain.identity import AuditEntry, AuditRecord, RoleBindingRecord, Team, TokenRecord, User
 from aidc.domain.jobs import Attempt, Job, JobSpec, JobState
 from aidc.domain.nodes import Node
+from aidc.domain.power import PowerCapRecord
 from aidc.domain.queues import Queue
 from aidc.domain.serving import ByUsage, Deployment, GatewayReport, ReplicaRecord, UsageRecord, UsageTotal
 
@@ -338,6 +339,18 @@ class EnergyRepository(Protocol):
     def prune(self, before: datetime) -> int: ...
 
 
+class PowerCapRepository(Protocol):
+    def add(self, record: PowerCapRecord) -> None: ...
+
+    def mark_reverted(self, job_id: int, attempt: int, at: datetime) -> None:
+        """Every cap of the attempt not yet reverted is, at `at`."""
+        ...
+
+    def list(self, *, open_only: bool = False, job_id: int | None = None) -> builtins.list[PowerCapRecord]:
+        """Oldest first; `open_only`: those not reverted."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction. Leaving the `with` block without commit() rolls back."""
 
@@ -353,6 +366,7 @@ class UnitOfWork(Protocol):
     metrics: MetricHistoryRepository
     serving: ServingRepository
     energy: EnergyRepository
+    power_caps: PowerCapRepository
 
     def commit(self) -> None: ...
 

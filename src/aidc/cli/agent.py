@@ -18,6 +18,7 @@ from aidc.client.http import ApiError, ConnectionFailed
 from aidc.telemetry.collectors.base import Collector
 from aidc.telemetry.collectors.gpu import GpuCollector
 from aidc.telemetry.collectors.node import NodeCollector
+from aidc.telemetry.collectors.rapl import RaplCollector
 from aidc.telemetry.series import Family
 
 log = logging.getLogger("aidc.agent")
@@ -47,6 +48,9 @@ def agent(
     collectors: list[Collector] = []
     if not no_telemetry:
         collectors.append(NodeCollector(node, interval))
+        rapl = RaplCollector.open(node, interval)
+        if rapl is not None:
+            collectors.append(rapl)
         gpu = GpuCollector.open(node, interval)
         if gpu is not None:
             collectors.append(gpu)

@@ -20,9 +20,11 @@ from aidc.cli import (
     backup,
     certs,
     cluster,
+    energy,
     export,
     identity,
     jobs,
+    plan,
     serving,
     sim,
     sim_run,
@@ -56,7 +58,12 @@ def up(
     database_url: Annotated[
         str | None, typer.Option(help="Default: SQLite in the data dir; or postgresql+psycopg://...")
     ] = None,
-    cluster_file: Annotated[Path | None, typer.Option("--cluster", help="Cluster file declaring more nodes")] = None,
+    cluster_file: Annotated[
+        Path | None, typer.Option("--cluster", help="Cluster file: more nodes, power budgets and caps, energy prices")
+    ] = None,
+    gpu_catalog: Annotated[
+        Path | None, typer.Option(help="A site GPU catalog (YAML) merged over the shipped one: prices, new models")
+    ] = None,
     scheduler_config: Annotated[
         Path | None, typer.Option(help="Scheduler config (YAML): policy, placement, backfill, preemption, queues")
     ] = None,
@@ -117,6 +124,8 @@ def up(
         overrides["database_url"] = database_url
     if cluster_file is not None:
         overrides["cluster_file"] = cluster_file
+    if gpu_catalog is not None:
+        overrides["gpu_catalog"] = gpu_catalog
     if scheduler_config is not None:
         overrides["scheduler_config"] = scheduler_config
     if tls_cert is not None:
@@ -229,7 +238,9 @@ app.add_typer(artifacts.artifacts_app, name="artifacts")
 app.add_typer(export.export_app, name="export")
 app.add_typer(backup.backup_app, name="backup")
 app.add_typer(certs.app, name="certs")
+app.add_typer(energy.energy_app, name="energy")
 app.add_typer(sim.app, name="sim")  # `sim_run` adds its commands to `sim.app` on import
+app.add_typer(plan.app, name="plan")
 _ = sim_run
 
 

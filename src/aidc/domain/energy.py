@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["ByEnergy", "EnergyRecord", "EnergyTotal", "J_PER_KWH"]
+__all__ = ["J_PER_KWH", "ByEnergy", "EnergyRecord", "EnergyTotal"]
 
 J_PER_KWH = 3.6e6
 ByEnergy = Literal["job", "user", "team", "queue", "node", "attempt"]

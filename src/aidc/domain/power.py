@@ -18,13 +18,18 @@ budgets (`aidc.sched`), and the control plane applies caps through NVML where it
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from aidc.domain.jobs import JobKind
 
-__all__ = ["PowerCapRule", "PowerSpec", "parse_power_limit"]
+__all__ = ["AttemptKey", "GpuKey", "PowerCapRecord", "PowerCapRule", "PowerSpec", "parse_power_limit"]
+
+GpuKey = tuple[str, int]  # (node, GPU index)
+AttemptKey = tuple[int, int]  # (job id, attempt number)
 
 MAX_SITE_KW = 10_000_000.0  # 10 GW: beyond any site; a larger figure is a typo (watts given as kW)
 _LIMIT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(%|[wW])\s*$")
@@ -99,3 +104,33 @@ class PowerSpec(BaseModel):
             if rule.matches(team=team, queue=queue, user=user, kind=kind):
                 return rule
         return None
+
+
+@dataclass(frozen=True)
+class PowerCapRecord:
+    """One GPU capped for one attempt, as recorded.
+
+    `limit_watts`: the attempt's own limit (after clamping into the GPU's range where it was set).
+    `previous_watts`: the GPU's limit before any attempt capped it (what it is restored to; None: unknown,
+    restored to the GPU's default limit). `dry_run`: the hardware was not changed for this row, `reason` says
+    why (a dry run, no permission, another node...); rows that are not dry runs hold the GPU capped."""
+
+    job_id: int
+    attempt: int
+    node: str
+    gpu_index: int
+    limit_watts: float
+    previous_watts: float | None
+    rule: str
+    dry_run: bool
+    applied_at: datetime
+    reason: str | None = None
+    reverted_at: datetime | None = None
+
+    @property
+    def gpu(self) -> GpuKey:
+        return (self.node, self.gpu_index)
+
+    @property
+    def key(self) -> AttemptKey:
+        return (self.job_id, self.attempt)

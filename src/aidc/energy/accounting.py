@@ -7,9 +7,10 @@ it; what no attempt held is the node's unallocated energy (an idle GPU still dra
 was measured, the model gives each holder idle + (TDP - idle) x its measured GPU utilization (100 % when
 not measured) and the GPU's free time its idle watts.
 
-CPUs: with RAPL, the node's package energy is split by the attempts' busy cores (their process trees' CPU
-time) against the node's; the rest is unallocated. Without it, each attempt is estimated at its busy cores
-(its allocated CPUs when not measured) x `cpu_watts_per_core`, and unallocated CPU draw is not estimated.
+CPUs: with RAPL, the node's package energy is split by the attempts' CPU-seconds (their process trees')
+against the node's busy CPU-seconds (`attribution.attribute_cpu_energy`); the rest is unallocated. Without
+it, each attempt is estimated at its busy cores (its allocated CPUs when not measured) x
+`cpu_watts_per_core`, and unallocated CPU draw is not estimated.
 
 Every row carries measured and estimated joules apart, so reports can say how much is an estimate.
 Facility energy is IT energy x PUE; cost and carbon are priced for the interval (`prices.Pricing`).
@@ -20,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from aidc.energy.attribution import attribute_cpu_energy
 from aidc.energy.metering import Points, Reading, counter_joules, gpu_joules, modeled_watts
 from aidc.energy.prices import Pricing
 
@@ -67,7 +69,7 @@ class NodeInterval:
     gpu_models: Mapping[int, GpuModel | None] = field(default_factory=dict)  # every GPU of the node
     gpu_counter: Mapping[int, Points] = field(default_factory=dict)  # mJ counter per GPU index
     gpu_power: Mapping[int, Points] = field(default_factory=dict)  # W per GPU index
-    cpu_counter: Points = ()  # RAPL package energy, J, summed over packages
+    cpu_counters: Sequence[Points] = ()  # RAPL energy counter (J) of each CPU package
     node_busy_cores: float | None = None  # mean cores busy on the whole node
 
 
@@ -192,22 +194,20 @@ def _account_cpu(
     watts_per_core: float,
 ) -> None:
     t0, t1 = interval.t0, interval.t1
-    measured = counter_joules(interval.cpu_counter, t0, t1, scale=1.0)
-    if measured is None:
+    zones = [counter_joules(points, t0, t1, scale=1.0) for points in interval.cpu_counters]
+    if not zones or any(z is None for z in zones):  # a package unread would undercount the node: estimate
         for h in active:
             cores = h.cpus if h.busy_cores is None else h.busy_cores
             rows[h.job_id, h.attempt].cpu_j_estimated += cores * watts_per_core * h.overlap(t0, t1)
         return
-    node_busy = interval.node_busy_cores
-    left = measured
-    for h in active:
-        if h.busy_cores is None or not node_busy:
-            continue  # without the job's and the node's CPU time, RAPL cannot be split: it stays unallocated
-        joules = measured * min(1.0, h.busy_cores / node_busy) * h.overlap(t0, t1) / (t1 - t0)
-        joules = min(joules, left)
-        rows[h.job_id, h.attempt].cpu_j_measured += joules
-        left -= joules
-    idle.cpu_j_measured += max(0.0, left)
+    measured = sum(z for z in zones if z is not None)
+    # Without the job's CPU time (or the node's), RAPL cannot be split: its part stays unallocated.
+    seconds = {(h.job_id, h.attempt): h.busy_cores * h.overlap(t0, t1) for h in active if h.busy_cores is not None}
+    busy = None if interval.node_busy_cores is None else interval.node_busy_cores * (t1 - t0)
+    split = attribute_cpu_energy(measured, seconds, node_busy_cpu_seconds=busy)
+    for key, joules in split.jobs.items():
+        rows[key].cpu_j_measured += joules
+    idle.cpu_j_measured += split.unattributed_joules
 
 
 def _price(row: UsageRow, pue: float, pricing: Pricing) -> None:

@@ -25,6 +25,7 @@ from aidc.control.health import HeartbeatWatch
 from aidc.control.leader import LeaderElection
 from aidc.control.loop import ControlLoop, CycleObserver
 from aidc.control.retry import RetryPolicy
+from aidc.domain.catalog import load_site_catalog, use_catalog
 from aidc.domain.cluster import ClusterSpec
 from aidc.ports import Backend, Leadership, WakeChannel
 from aidc.sched.config import SchedulerConfig
@@ -33,7 +34,7 @@ from aidc.security.secretbox import SecretBox
 from aidc.server.backend_plan import build_backend, load_backend_options
 from aidc.server.backup_plan import ControlPlaneBackup
 from aidc.server.cluster_file import load_cluster_file
-from aidc.server.energy_plan import build_energy, load_pricing
+from aidc.server.energy_plan import build_energy, build_power_caps, load_pricing
 from aidc.server.scheduler_file import build_scheduler, load_scheduler_file
 from aidc.server.telemetry_plan import build_alerts, build_telemetry
 from aidc.services.artifacts import ArtifactService
@@ -96,6 +97,8 @@ def build(settings: Settings) -> ControlPlane:
         str(settings.backend_config or ""),
     )
     leadership = _leadership(url, instance, settings.leader_lease, data_dir)
+    if settings.gpu_catalog is not None:  # before anything reads the catalog (scorers, power, energy)
+        use_catalog(load_site_catalog(settings.gpu_catalog))
     cluster = load_cluster_file(settings.cluster_file) if settings.cluster_file else ClusterSpec()
     pricing = load_pricing(cluster, settings.cluster_file)
     config_file = settings.scheduler_config
@@ -133,6 +136,8 @@ def build(settings: Settings) -> ControlPlane:
         settings, store, clock, guard, control_metrics, host, local.running_attempts if local else lambda: []
     )
     alerts = build_alerts(settings, store, clock, guard, nodes, telemetry)
+    if cluster.power.caps:
+        build_power_caps(cluster.power, store, clock, telemetry, host if local is not None else None, settings)
     keeper = CheckpointKeeper(store, artifacts)
     loop = ControlLoop(
         store,

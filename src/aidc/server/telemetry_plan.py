@@ -18,6 +18,7 @@ from aidc.telemetry.collectors.base import Collector, Sampler
 from aidc.telemetry.collectors.gpu import GpuCollector
 from aidc.telemetry.collectors.jobs import JobCollector, RunningAttempt
 from aidc.telemetry.collectors.node import NodeCollector
+from aidc.telemetry.collectors.rapl import RaplCollector
 from aidc.telemetry.notify import NotifyConfig
 from aidc.telemetry.rules import RuleGroup, default_rules, load_rules
 from aidc.telemetry.tsdb import MemoryTSDB
@@ -68,6 +69,9 @@ def build_telemetry(
         ]
 
     collectors: list[Collector] = [NodeCollector(host, settings.metrics_interval, [str(settings.data_dir)])]
+    rapl = RaplCollector.open(host, settings.metrics_interval)
+    if rapl is not None:
+        collectors.append(rapl)
     if gpu is not None:
         collectors.append(gpu)
     collectors.append(JobCollector(host, running, gpu, settings.metrics_interval))

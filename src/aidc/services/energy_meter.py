@@ -33,7 +33,6 @@ from aidc.telemetry.tsdb import MemoryTSDB
 log = logging.getLogger(__name__)
 
 HOUR = 3600.0
-RAPL_SERIES = "aidc_node_cpu_energy_joules_total"
 
 
 @dataclass(frozen=True)
@@ -133,7 +132,7 @@ class EnergyMeter:
         gpu_ids = [Matcher("gpu", "=~", ".+")]
         counters = _by(self._select(names.TOTAL_ENERGY_CONSUMPTION.name, t0, t1, gpu_ids), "Hostname", "gpu")
         power = _by(self._select(names.POWER_USAGE.name, t0, t1, gpu_ids), "Hostname", "gpu")
-        rapl = _by(self._select(RAPL_SERIES, t0, t1), "node")
+        rapl = _by(self._select(names.NODE_CPU_ENERGY.name, t0, t1), "node", "zone")
         node_cpu = _by(self._select(names.NODE_CPU.name, t0, t1), "node")
         job_gpu = _by(self._select(names.JOB_GPU_UTIL.name, t0, t1), "job_id", "attempt", "node")
         job_cpu = _by(self._select(names.JOB_CPU.name, t0, t1), "job_id", "attempt", "node")
@@ -176,7 +175,7 @@ class EnergyMeter:
                 gpu_models=models,
                 gpu_counter={g.index: counters.get((node.name, str(g.index)), []) for g in node.gpus},
                 gpu_power={g.index: power.get((node.name, str(g.index)), []) for g in node.gpus},
-                cpu_counter=rapl.get((node.name,), []),
+                cpu_counters=[points for (n, _), points in sorted(rapl.items()) if n == node.name],
                 node_busy_cores=None if busy is None else busy * node.cpus,
             )
             rows.extend(

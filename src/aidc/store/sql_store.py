@@ -20,6 +20,7 @@ from aidc.ports import (
     JobRepository,
     MetricHistoryRepository,
     NodeRepository,
+    PowerCapRepository,
     QueueRepository,
     ServingRepository,
     TokenRepository,
@@ -37,6 +38,7 @@ from aidc.store.engine import (
 from aidc.store.health import SqlAlertEventRepository, SqlIncidentRepository, SqlMetricHistoryRepository
 from aidc.store.identity import SqlIdentityRepository, SqlTokenRepository
 from aidc.store.migrate import upgrade_engine
+from aidc.store.power_caps import SqlPowerCapRepository
 from aidc.store.repositories import (
     SqlJobRepository,
     SqlNodeRepository,
@@ -70,6 +72,7 @@ class SqlUnitOfWork:
         self.metrics: MetricHistoryRepository = SqlMetricHistoryRepository(connection)
         self.serving: ServingRepository = SqlServingRepository(connection)
         self.energy: EnergyRepository = SqlEnergyRepository(connection)
+        self.power_caps: PowerCapRepository = SqlPowerCapRepository(connection)
 
     def commit(self) -> None:
         self._audit.flush()  # the signed head goes with the records it covers

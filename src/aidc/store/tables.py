@@ -349,3 +349,22 @@ energy_usage = Table(
     Column("carbon_kg", Float),
     Index("ix_energy_usage_job", "job_id"),
 )
+
+# GPU power caps applied (or dry-run) for attempts; `reverted_at` set once the GPU's limit is restored.
+power_caps = Table(
+    "power_caps",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", Integer, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("node", String(253), nullable=False),
+    Column("gpu_index", Integer, nullable=False),
+    Column("limit_watts", Float, nullable=False),
+    Column("previous_watts", Float),
+    Column("rule", Text, nullable=False),
+    Column("dry_run", Boolean, nullable=False),
+    Column("reason", Text),
+    Column("applied_at", UtcDateTime, nullable=False),
+    Column("reverted_at", UtcDateTime),
+    Index("ix_power_caps_job", "job_id", "attempt"),
+)

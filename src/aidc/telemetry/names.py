@@ -88,6 +88,19 @@ NODE_TEMPERATURE = SeriesName(
 
 # ------------------------------------------------------------------------------------- jobs (process trees)
 # `job_id`, not `job`: Prometheus sets `job` on every scraped series (the scrape job), and would rename ours.
+NODE_CPU_ENERGY = SeriesName(
+    "aidc_node_cpu_energy_joules_total",
+    "counter",
+    "CPU package energy from RAPL (top-level package zones; sum over zone for the node).",
+    ("node", "zone"),
+)
+NODE_RAPL_ENERGY = SeriesName(
+    "aidc_node_rapl_energy_joules_total",
+    "counter",
+    "Energy of the other RAPL zones: package subzones (core, uncore inside the package; dram apart) and psys "
+    "(the whole platform). Not to be added to the CPU figure.",
+    ("node", "zone"),
+)
 JOB_LABELS = ("job_id", "attempt", "node", "queue", "user")
 JOB_CPU = SeriesName("aidc_job_cpu_utilization_ratio", "gauge", "CPU cores busy in the job's process tree.", JOB_LABELS)
 JOB_MEMORY = SeriesName("aidc_job_memory_rss_bytes", "gauge", "Resident memory of the job's process tree.", JOB_LABELS)

@@ -28,6 +28,7 @@ TABLES = {
     "gateway_reports",
     "usage",
     "energy_usage",
+    "power_caps",
     "node_incidents",
     "nodes",
     "queues",
