@@ -306,3 +306,8 @@ def models(as_json: JsonOpt = False) -> None:
 
 def _or_dash(value: float | None) -> str:
     return "-" if value is None else f"{value:,.6g}"
+
+
+from aidc.cli import plan_capacity  # noqa: E402  (adds `aidc plan capacity` to `app`; it imports `app` from here)
+
+_ = plan_capacity

@@ -109,7 +109,7 @@ def compare(
     selected = list(loaded.jobs[:jobs] if jobs else loaded.jobs)
     configs = [(name, _config(name, placement, backfill, preemption)) for name in names]
     fail_model = _failures(failures, seed)
-    ckpt = _checkpoint(checkpoint)
+    ckpt = parse_checkpoint(checkpoint)
     runs = [_simulate(name, config, selected, nodes, ckpt, fail_model, pue) for name, config in configs]
     rows = [row for row, _ in runs]
     for row in rows:
@@ -171,7 +171,7 @@ def _failures(text: str | None, seed: int) -> FailureModel | None:
     return FailureModel(mtbf_gpu_hours=mtbf, repair_s=repair, seed=seed)
 
 
-def _checkpoint(text: str | None) -> CheckpointModel | None:
+def parse_checkpoint(text: str | None) -> CheckpointModel | None:
     from aidc.domain.units import parse_duration
     from aidc.sim.engine import CheckpointModel
 
