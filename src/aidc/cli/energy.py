@@ -10,6 +10,7 @@ import typer
 from aidc.cli import render
 from aidc.cli.context import EXIT_USAGE, api_errors, config, fail
 from aidc.cli.energy_plots import label, plot_report
+from aidc.cli.energy_plots import money as plot_money
 
 energy_app = typer.Typer(name="energy", no_args_is_help=True, help="Energy, cost and carbon of the work.")
 BY = ("job", "user", "team", "queue", "node")
@@ -33,9 +34,7 @@ def source(row: dict[str, Any]) -> str:
 
 
 def money(value: float | None, currency: str) -> str:
-    if value is None:
-        return "-"
-    return f"{value:,.2f} {currency}" if value >= 0.01 or value == 0 else f"{value:.2g} {currency}"
+    return "-" if value is None else plot_money(value, currency)
 
 
 def carbon(value: float | None) -> str:
