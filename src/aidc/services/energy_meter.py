@@ -233,80 +233,33 @@ class EnergyMeter:
             }
 
         families = [
-            Family(
-                "aidc_node_power_watts",
-                "IT power of a node over the last accounting interval (GPUs and CPUs), W.",
-                "gauge",
-                [({"node": n, "source": source(node_est[n])}, w) for n, w in sorted(node_w.items())],
+            _family(
+                names.NODE_POWER, [({"node": n, "source": source(node_est[n])}, w) for n, w in sorted(node_w.items())]
             ),
-            Family(
-                "aidc_node_energy_joules_total",
-                "IT energy of a node accounted by this control plane since it started, J.",
-                "counter",
-                [({"node": n}, j) for n, j in sorted(self._node_j.items())],
-            ),
-            Family(
-                "aidc_job_power_watts",
-                "IT power of a running attempt over the last accounting interval, W.",
-                "gauge",
+            _family(names.NODE_ENERGY, [({"node": n}, j) for n, j in sorted(self._node_j.items())]),
+            _family(
+                names.JOB_POWER,
                 [
                     ({**job_labels(k), "source": source(job_est[k])}, w)
                     for k, w in sorted(job_w.items())
                     if k in running
                 ],
             ),
-            Family(
-                "aidc_job_energy_joules_total",
-                "IT energy of a running attempt accounted since this control plane started, J.",
-                "counter",
-                [(job_labels(k), j) for k, j in sorted(self._job_j.items())],
-            ),
-            Family(
-                "aidc_team_energy_joules_total",
-                "IT energy of a team's jobs accounted since this control plane started, J.",
-                "counter",
-                [({"team": t}, j) for t, j in sorted(self._team_j.items())],
-            ),
-            Family(
-                "aidc_site_power_watts",
-                "IT power of every node over the last accounting interval, W.",
-                "gauge",
-                [({}, sum(node_w.values()))],
-            ),
-            Family(
-                "aidc_site_pue",
-                "The site's power usage effectiveness (facility / IT energy).",
-                "gauge",
-                [({}, self._spec.pue)],
-            ),
+            _family(names.JOB_ENERGY, [(job_labels(k), j) for k, j in sorted(self._job_j.items())]),
+            _family(names.TEAM_ENERGY, [({"team": t}, j) for t, j in sorted(self._team_j.items())]),
+            _family(names.SITE_POWER, [({}, sum(node_w.values()))]),
+            _family(names.SITE_PUE, [({}, self._spec.pue)]),
         ]
         if self._pricing.has_price:
-            families.append(
-                Family(
-                    "aidc_team_energy_cost_total",
-                    "Cost of a team's facility energy accounted since this control plane started.",
-                    "counter",
-                    [({"team": t, "currency": self._spec.currency}, c) for t, c in sorted(self._team_cost.items())],
-                )
-            )
+            currency = self._spec.currency
+            costs = [({"team": t, "currency": currency}, c) for t, c in sorted(self._team_cost.items())]
+            families.append(_family(names.TEAM_ENERGY_COST, costs))
         if self._pricing.has_carbon:
             families.append(
-                Family(
-                    "aidc_team_carbon_kg_total",
-                    "Carbon (kg CO2e) of a team's facility energy accounted since this control plane started.",
-                    "counter",
-                    [({"team": t}, c) for t, c in sorted(self._team_carbon.items())],
-                )
+                _family(names.TEAM_CARBON, [({"team": t}, c) for t, c in sorted(self._team_carbon.items())])
             )
         if self._power.budget_kw is not None:
-            families.append(
-                Family(
-                    "aidc_site_power_budget_watts",
-                    "The site's IT power budget (cluster file), W.",
-                    "gauge",
-                    [({}, self._power.budget_kw * 1000.0)],
-                )
-            )
+            families.append(_family(names.SITE_POWER_BUDGET, [({}, self._power.budget_kw * 1000.0)]))
         with self._lock:
             self._families = families
 
@@ -314,6 +267,10 @@ class EnergyMeter:
         """The series of the last tick (none before the second)."""
         with self._lock:
             return list(self._families)
+
+
+def _family(series: names.SeriesName, samples: list[tuple[dict[str, str], float]]) -> Family:
+    return Family(series.name, series.help, series.type, samples)
 
 
 def _gpu_model(model: str) -> GpuModel | None:

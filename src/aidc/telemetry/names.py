@@ -113,6 +113,58 @@ JOB_GPU_UTIL = SeriesName(
 )
 
 # ------------------------------------------------------------------------------- control plane (the store)
+# ---------------------------------------------------------------------------------------------- energy
+# From the energy meter (aidc.services.energy_meter), once per accounting interval (a minute by default).
+# `source` is "measured" (NVML, RAPL) or "estimate" (the catalog's model) for the interval's figure.
+ENERGY_JOB_LABELS = ("job_id", "attempt", "queue", "user", "team")
+NODE_POWER = SeriesName(
+    "aidc_node_power_watts",
+    "gauge",
+    "IT power of a node over the last accounting interval (GPUs and CPUs), W.",
+    ("node", "source"),
+)
+NODE_ENERGY = SeriesName(
+    "aidc_node_energy_joules_total",
+    "counter",
+    "IT energy of a node accounted since this control plane started, J.",
+    ("node",),
+)
+JOB_POWER = SeriesName(
+    "aidc_job_power_watts",
+    "gauge",
+    "IT power of a running attempt over the last accounting interval, W.",
+    (*ENERGY_JOB_LABELS, "source"),
+)
+JOB_ENERGY = SeriesName(
+    "aidc_job_energy_joules_total",
+    "counter",
+    "IT energy of a running attempt accounted since this control plane started, J.",
+    ENERGY_JOB_LABELS,
+)
+TEAM_ENERGY = SeriesName(
+    "aidc_team_energy_joules_total",
+    "counter",
+    "IT energy of a team's jobs accounted since this control plane started, J.",
+    ("team",),
+)
+TEAM_ENERGY_COST = SeriesName(
+    "aidc_team_energy_cost_total",
+    "counter",
+    "Cost of a team's facility energy accounted since this control plane started.",
+    ("team", "currency"),
+)
+TEAM_CARBON = SeriesName(
+    "aidc_team_carbon_kg_total",
+    "counter",
+    "Carbon (kg CO2e) of a team's facility energy accounted since this control plane started.",
+    ("team",),
+)
+SITE_POWER = SeriesName(
+    "aidc_site_power_watts", "gauge", "IT power of every node over the last accounting interval, W."
+)
+SITE_PUE = SeriesName("aidc_site_pue", "gauge", "The site's power usage effectiveness (facility / IT).")
+SITE_POWER_BUDGET = SeriesName("aidc_site_power_budget_watts", "gauge", "The site's IT power budget (cluster file), W.")
+
 QUEUE_PENDING_JOBS = SeriesName("aidc_queue_pending_jobs", "gauge", "Jobs waiting in the queue.", ("queue",))
 QUEUE_PENDING_GPUS = SeriesName("aidc_queue_pending_gpus", "gauge", "GPUs the waiting jobs ask for.", ("queue",))
 QUEUE_RUNNING_JOBS = SeriesName("aidc_queue_running_jobs", "gauge", "Jobs of the queue running now.", ("queue",))
