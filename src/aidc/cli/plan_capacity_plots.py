@@ -33,6 +33,8 @@ def plot_plan(path: Path, plan: CapacityPlan) -> bool:
         ("facility energy (MWh/yr)", lambda e: e.energy_mwh_per_year),
         ("cost (USD/yr)", lambda e: e.cost_per_year),
     ]
+    from matplotlib.ticker import FuncFormatter
+
     fig, axes = plt.subplots(2, 2, figsize=(11, 7), sharex=True)
     searches = [s for s in (plan.with_failures, plan.without_failures) if s is not None]
     for ax, (title, read) in zip(axes.flat, panels, strict=True):
@@ -41,6 +43,9 @@ def plot_plan(path: Path, plan: CapacityPlan) -> bool:
             drawn |= _line(ax, search, read)
         if title.startswith(slo.metric):
             ax.axhline(slo.value / time_scale, color="tab:red", linestyle="--", linewidth=1, label=f"SLO {slo}")
+            # Waits span orders of magnitude between too small and big enough: linear near the SLO, log above.
+            ax.set_yscale("symlog", linthresh=max(slo.value / time_scale, 1e-9))
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         if not drawn:
             ax.text(0.5, 0.5, "not known (no price)" if "cost" in title else "not known", ha="center",
                     va="center", transform=ax.transAxes)  # fmt: skip
@@ -50,6 +55,8 @@ def plot_plan(path: Path, plan: CapacityPlan) -> bool:
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
+    axes[0][0].set_xscale("log", base=2)  # shared: sizes are bisected, so they spread on a log scale
+    axes[0][0].xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     for ax in axes[1]:
         ax.set_xlabel(f"GPUs ({plan.shape.gpu_model}, nodes of {plan.shape.gpus})")
     fig.suptitle(f"Capacity for {slo}", fontsize=11)
