@@ -22,6 +22,7 @@ from aidc.cli.sim import app, load_inputs
 
 if TYPE_CHECKING:
     from aidc.domain.nodes import Node
+    from aidc.domain.power import PowerSpec
     from aidc.sched.config import SchedulerConfig
     from aidc.sim.engine import CheckpointModel, FailureModel, SimResult
     from aidc.sim.workload import TraceJob
@@ -110,7 +111,8 @@ def compare(
     configs = [(name, _config(name, placement, backfill, preemption)) for name in names]
     fail_model = _failures(failures, seed)
     ckpt = parse_checkpoint(checkpoint)
-    runs = [_simulate(name, config, selected, nodes, ckpt, fail_model, pue) for name, config in configs]
+    power = _power(cluster)
+    runs = [_simulate(name, config, selected, nodes, ckpt, fail_model, pue, power) for name, config in configs]
     rows = [row for row, _ in runs]
     for row in rows:
         row.update(trace=loaded.name, cluster=cluster_name, placement=placement, backfill=backfill)
@@ -189,6 +191,18 @@ def parse_checkpoint(text: str | None) -> CheckpointModel | None:
     )
 
 
+def _power(cluster: str | None) -> PowerSpec | None:
+    """A cluster file's power budgets and caps: the simulated scheduler keeps to them as the live one does."""
+    from aidc.sim.clusters import load_cluster_power
+
+    if cluster is None:
+        return None
+    try:
+        return load_cluster_power(cluster)
+    except (ValueError, OSError) as exc:
+        fail(f"--cluster: {exc}", EXIT_USAGE)
+
+
 def _simulate(
     name: str,
     config: SchedulerConfig,
@@ -197,6 +211,7 @@ def _simulate(
     checkpoint: CheckpointModel | None,
     failures: FailureModel | None,
     pue: float = DEFAULT_PUE,
+    power: PowerSpec | None = None,
 ) -> tuple[dict[str, Any], SimResult]:
     from aidc.sim.engine import SimulationStuck, Simulator
     from aidc.sim.metrics import measure
@@ -204,7 +219,9 @@ def _simulate(
     began = time.perf_counter()
     with _progress(f"{name}", len(jobs)) as update:
         try:
-            result = Simulator(jobs, nodes, config, checkpoint=checkpoint, failures=failures, progress=update).run()
+            result = Simulator(
+                jobs, nodes, config, checkpoint=checkpoint, failures=failures, progress=update, power=power
+            ).run()
         except SimulationStuck as exc:
             fail(f"{name}: {exc}")
     metrics = measure(result, pue=pue).as_dict()

@@ -26,6 +26,7 @@ from aidc.control.retry import RetryPolicy, after_attempt, preempted_attempt_rea
 from aidc.domain.decisions import Cancel, Placement, Preempt, Start, Wait
 from aidc.domain.jobs import Attempt, Job, JobKind, JobState
 from aidc.domain.nodes import Node, NodeState
+from aidc.domain.power import PowerSpec
 from aidc.ports import (
     AdoptOutcome,
     AttemptExit,
@@ -118,8 +119,10 @@ class ControlLoop:
         nodes: NodeService | None = None,
         signals: FaultSignals | None = None,
         observer: CycleObserver | None = None,
+        power: PowerSpec | None = None,
     ) -> None:
         config = config or SchedulerConfig()
+        self._power = power  # the site's power budgets and caps: admission keeps the estimated draw under them
         self._watch = watch  # marks DOWN the nodes whose heartbeats stopped
         self._nodes = nodes  # records incidents on nodes (and so quarantines lemons)
         self._signals = signals
@@ -305,6 +308,7 @@ class ControlLoop:
                 history=history,
                 now=now,
                 checkpoints=self._checkpoints,
+                power=self._power,
             )
         history.forget_inactive(self._active.jobs)
         self._stop_ended_jobs(state.open_attempts, state.jobs)

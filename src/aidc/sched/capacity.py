@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import NamedTuple
 
+from aidc.domain.jobs import JobKind
 from aidc.domain.nodes import Node, NodeState, gpu_model_matches
 from aidc.domain.resources import Resources
 from aidc.domain.units import GPU_MILLI
@@ -43,7 +44,9 @@ class Request(NamedTuple):
     share of one GPU (`gpus` 1) the thousandths of it in `gpu_milli`.
 
     Hashable, so identical requests (the same "shape") can be remembered within a cycle. A named
-    tuple rather than a dataclass: a cycle builds one per pending job and tuples build fastest."""
+    tuple rather than a dataclass: a cycle builds one per pending job and tuples build fastest. `kind`
+    is the job's kind, part of the shape because the `energy` scorer ranks GPU models by the work per
+    joule of that kind of job; nothing else reads it."""
 
     gpus: int
     gpu_type: str | None
@@ -51,9 +54,10 @@ class Request(NamedTuple):
     memory: int
     num_nodes: int = 1
     gpu_milli: int = GPU_MILLI
+    kind: JobKind = JobKind.BATCH
 
     @classmethod
-    def of(cls, resources: Resources, num_nodes: int = 1) -> Request:
+    def of(cls, resources: Resources, num_nodes: int = 1, kind: JobKind = JobKind.BATCH) -> Request:
         return cls(
             resources.gpus,
             resources.gpu_type,
@@ -61,6 +65,7 @@ class Request(NamedTuple):
             resources.memory,
             num_nodes,
             resources.gpu_milli,
+            kind,
         )
 
     @property

@@ -19,6 +19,9 @@ One cycle, on a snapshot and the time passed in:
      jobs start only on other nodes, or on the reserved nodes when they will have ended by then.
    - otherwise it waits, and says why ("queue research quota: ...", "needs 8 H100 GPUs x 2 nodes: no
      node fits (...)", "waiting behind the reservation of job 12 ...").
+   With power budgets in the snapshot (`power.PowerLedger`), nodes where the job would take the site or
+   its rack past a budget are kept off, and a job that fits only on them waits ("power budget: site
+   would draw 412.3 kW of 400 kW") without preempting or reserving anything.
 
 Without backfill, a later job that fits starts even while an earlier, larger one waits (best-effort
 FIFO, Kueue's default): nothing idles, but a large job can starve. Backfill trades a little of that
@@ -30,12 +33,13 @@ the resources left after all of the cycle's starts.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from aidc.domain.decisions import Decision, Start, Wait
 from aidc.domain.nodes import Node
+from aidc.domain.power import PowerCapRule
 from aidc.domain.queues import Queue
 from aidc.domain.resources import Resources
 from aidc.sched.admission import as_utc, backoff_reason, unknown_queue_reason
@@ -47,6 +51,7 @@ from aidc.sched.estimates import Estimator
 from aidc.sched.fairshare import Capacity
 from aidc.sched.ordering import JobOrder, OrderingContext, order_jobs
 from aidc.sched.placer import Placer
+from aidc.sched.power import PowerLedger, budgets_active
 from aidc.sched.preemption import Preemptor
 from aidc.sched.quota import CohortLedger
 from aidc.sched.scoring import scorer_names
@@ -102,7 +107,11 @@ class PolicyScheduler:
             snapshot.nodes, snapshot.running, self.config.placement, workload(self.config, request_of.values())
         )
         ledger = CohortLedger(snapshot.queues, snapshot.running, lambda a: placer.gpu_model(a.placement))
-        cycle = Cycle(self.config, snapshot, as_utc(now), placer, ledger, request_of)
+        power = None
+        if budgets_active(snapshot.power):
+            assert snapshot.power is not None
+            power = PowerLedger(snapshot.power, snapshot.nodes, snapshot.running, snapshot.queues)
+        cycle = Cycle(self.config, snapshot, as_utc(now), placer, ledger, request_of, power=power)
         decisions = cycle.run()
         return CyclePlan(decisions, cycle.reservation)
 
@@ -150,6 +159,7 @@ class Cycle:
         *,
         reasons: bool = True,
         traits: Mapping[str, QueueTraits] | None = None,
+        power: PowerLedger | None = None,
     ) -> None:
         self.config = config
         self.snapshot = snapshot
@@ -167,7 +177,12 @@ class Cycle:
         # reasons, like the unfit ones, are written at the end, against the final usage.
         self.over_quota: list[tuple[int, int, str, Request, str | None]] = []
         self.quota_failed: set[tuple[str, Request, str | None]] = set()
-        self.failed: set[tuple[Request, bool]] = set()  # shapes that found no nodes (without/with the reservation)
+        # Shapes that found no nodes (without/with the reservation, under a power-cap rule).
+        self.failed: set[tuple[Request, bool, PowerCapRule | None]] = set()
+        # The site's draw, charged with the cycle's starts (None: no power budget). Draws only grow within a
+        # cycle, so a shape kept off nodes by the budgets stays kept off: its reason is remembered.
+        self.power = power
+        self.power_waits: dict[tuple[Request, bool, PowerCapRule | None], str | None] = {}
         self.queue_traits = queue_traits(snapshot.queues) if traits is None else traits
         self.preemptor = Preemptor(config, snapshot, now, self.placer, self.ledger, self.estimator)
 
@@ -230,16 +245,32 @@ class Cycle:
         reserved = _NO_NODES if self.reservation is None else self._reserved_for_others(job)
         nominated = self.preemptor.nominated  # grows within a cycle only: a shape that failed still fails
         exclude = reserved | nominated.keys() if nominated else reserved
-        key = (req, bool(reserved))
-        nodes = None if key in self.failed else self.placer.find(req, exclude, job.id)
+        power = self.power
+        rule: PowerCapRule | None = None
+        kept = _NO_NODES
+        if power is not None and req.gpus:
+            rule = power.job_rule(job)
+            kept = power.kept_off(req, rule)
+        key = (req, bool(reserved), rule)
+        nodes = None if key in self.failed else self.placer.find(req, exclude | kept if kept else exclude, job.id)
         if nodes is not None:
+            if power is not None and req.gpus:
+                nodes, over = self._within_racks(job, req, nodes, exclude | kept, rule)
+                if over is not None:
+                    decisions.append(Wait(job.id, over))
+                    return
             model = _model_for(nodes[0], req) if req.gpus else None
             if model_quotas and not self._within_quota(job, req, model):
                 return
-            self._start(job, req, nodes, model)
+            self._start(job, req, nodes, model, rule)
             order.started(job, req)
             return
         self.failed.add(key)
+        if kept and (why := self._power_wait(key, req, exclude, kept, rule, job.id)) is not None:
+            # Blocked by power alone: it waits for work to end. No preemption (victims are chosen for the
+            # resources they hold, not their watts) and no reservation (one is made for resources alone).
+            decisions.append(Wait(job.id, why))
+            return
         if reserved and self.placer.find(req, nominated.keys(), job.id) is not None:
             assert self.reservation is not None
             decisions.append(Wait(job.id, self.reservation.blocking_text()))
@@ -255,6 +286,44 @@ class Cycle:
             self.reservation = plan_reservation(job, req, self.placer, self._ends(), self.now)
         self.unfit.append((len(decisions), job.id, req))
         decisions.append(_PLACEHOLDER)
+
+    def _within_racks(
+        self, job: PendingJob, req: Request, nodes: list[NodeCapacity], exclude: Set[str], rule: PowerCapRule | None
+    ) -> tuple[list[NodeCapacity], str | None]:
+        """`nodes` when `req` on them stays within the budgets; for a gang whose nodes together break a
+        rack's budget (each alone fits it), other nodes found off the racks over budget, as long as there are
+        some; else the reason to wait."""
+        assert self.power is not None
+        over = self.power.check(nodes, req, rule)
+        while over is not None and req.num_nodes > 1:
+            racks = self.power.racks_over(nodes, req, rule)
+            if not racks:  # the site's budget: other racks would not help
+                break
+            exclude = exclude | self.power.nodes_in(racks)
+            found = self.placer.find(req, exclude, job.id)
+            if found is None:
+                break
+            nodes, over = found, self.power.check(found, req, rule)
+        return nodes, over
+
+    def _power_wait(
+        self,
+        key: tuple[Request, bool, PowerCapRule | None],
+        req: Request,
+        exclude: Set[str],
+        kept: frozenset[str],
+        rule: PowerCapRule | None,
+        job_id: int,
+    ) -> str | None:
+        """The "power budget: ..." reason when `req` would fit but for the nodes the budgets keep it off,
+        else None (it does not fit anyway)."""
+        if key in self.power_waits:
+            return self.power_waits[key]
+        assert self.power is not None
+        would = self.placer.find(req, exclude, job_id)
+        why = None if would is None else self.power.blocked_text(would, kept, req, rule)
+        self.power_waits[key] = why
+        return why
 
     # ---------------------------------------------------------------- before resources
 
@@ -273,8 +342,12 @@ class Cycle:
 
     # ---------------------------------------------------------------- starting
 
-    def _start(self, job: PendingJob, req: Request, nodes: list[NodeCapacity], model: str | None) -> None:
+    def _start(
+        self, job: PendingJob, req: Request, nodes: list[NodeCapacity], model: str | None, rule: PowerCapRule | None
+    ) -> None:
         placement = self.placer.take(nodes, req)
+        if self.power is not None:
+            self.power.charge(placement, req, rule)
         if self.queue_traits[job.queue][0]:  # a queue with no limit is never checked: no need to count
             self.ledger.charge(job.queue, req, model)
         self.decisions.append(Start(job.id, placement))
@@ -291,6 +364,7 @@ class Cycle:
                 started_at=self.now,
                 estimated_duration=estimate,
                 preemptible=job.preemptible,
+                kind=job.kind,
             )
             ends = None if estimate is None else self.now + timedelta(seconds=estimate)
             self.started.append(Started(allocation, ends))
@@ -374,10 +448,10 @@ def _requests(pending: Sequence[PendingJob], memo: RequestMemo) -> dict[int, Req
     out: dict[int, Request] = {}
     for job in pending:
         known = memo.get(job.id)
-        if known is not None and known[0] is job.resources and known[1] == job.num_nodes:
+        if known is not None and known[0] is job.resources and known[1] == job.num_nodes and known[2].kind == job.kind:
             out[job.id] = known[2]
         else:
-            req = out[job.id] = Request.of(job.resources, job.num_nodes)
+            req = out[job.id] = Request.of(job.resources, job.num_nodes, job.kind)
             memo[job.id] = (job.resources, job.num_nodes, req)
     return out
 

@@ -10,10 +10,11 @@ cycles and is told what changed:
   place: a start takes, a stop gives back. With scorers that read the pending workload (FGD, and the
   node kinds every scored placement cuts by it), the placer is rebuilt each cycle, as it must be;
   best fit and random alone keep theirs.
-- without backfill, preemption, time-sharing or cohorts, the pending jobs are grouped by (queue,
-  request) (`candidates`): a cycle walks only the groups that may start something (new jobs, or jobs
-  whose resources or quota came back), and a cycle with none costs nothing. With any of those four
-  on, a cycle walks every pending job, as the stateless cycle does, on the kept placer.
+- without backfill, preemption, time-sharing, cohorts or power budgets, the pending jobs are grouped
+  by (queue, request) (`candidates`): a cycle walks only the groups that may start something (new jobs,
+  or jobs whose resources or quota came back), and a cycle with none costs nothing. With any of those
+  on, a cycle walks every pending job, as the stateless cycle does, on the kept placer (and, with power
+  budgets, the kept estimate of the draw, `power.PowerLedger`).
 
 Either way the decisions are the stateless scheduler's, decision for decision: `RebuildingSession`
 offers the same interface around `PolicyScheduler`, and the tests hold the two equal on random
@@ -28,6 +29,7 @@ from datetime import datetime
 
 from aidc.domain.decisions import Cancel, Decision, Placement, Start, Wait
 from aidc.domain.nodes import Node, NodeState
+from aidc.domain.power import PowerSpec
 from aidc.domain.queues import Queue, TimeShare
 from aidc.sched.admission import as_utc
 from aidc.sched.candidates import FairShareMerged, Group, GroupKey, MergedOrder, order_key
@@ -39,6 +41,7 @@ from aidc.sched.fairshare import Capacity, RunningSums, UsageVector, accrual_tim
 from aidc.sched.ordering import JobOrder
 from aidc.sched.placement import first_rejection
 from aidc.sched.placer import Placer
+from aidc.sched.power import PowerLedger, budgets_active
 from aidc.sched.quota import CohortLedger
 from aidc.sched.snapshot import Allocation, PendingJob, Snapshot
 
@@ -60,9 +63,12 @@ class _Base:
         *,
         history: RuntimeHistory | None = None,
         running_view: RunningView | None = None,
+        power: PowerSpec | None = None,
     ) -> None:
+        """`power`: the site's power budgets and caps (the cluster file's `power:`), None for none."""
         check_scorers(config)
         self.config = config
+        self.power = power
         self.queues = dict(queues)
         self.history = history
         self.nodes: dict[str, Node] = {}
@@ -133,6 +139,7 @@ class _Base:
             estimated_duration=job.estimated_duration,
             attained_service=job.attained_service,
             preemptible=job.preemptible,
+            kind=job.kind,
         )
         self.running[job.id] = alloc
         return alloc
@@ -163,6 +170,7 @@ class RebuildingSession(_Base):
             queues=self.queues,
             usage=usage or {},
             history=self.history,
+            power=self.power,
         )
         return self._apply(self._scheduler.schedule(snapshot, now), now)
 
@@ -179,9 +187,15 @@ class SchedulingSession(_Base):
         self._placer: Placer | None = None
         self._capacity: Capacity | None = None
         self._node_tuple: tuple[Node, ...] | None = None
+        # Power budgets: the draw, kept as work starts and stops, rebuilt when a node changes (None: none yet).
+        self._powered = budgets_active(self.power)
+        self._power: PowerLedger | None = None
         self._grouped = not (
             config.backfill
             or config.preemption.enabled
+            # Whether a job fits the power budgets depends on its power-cap rule (its user and kind, not
+            # only its queue and request), and room comes back on any node that frees power.
+            or self._powered
             or any(q.timeshare is not TimeShare.NONE or q.cohort is not None for q in self.queues.values())
         )
         self._groups: dict[GroupKey, Group] = {}
@@ -204,7 +218,7 @@ class SchedulingSession(_Base):
 
     def submit(self, job: PendingJob) -> None:
         super().submit(job)
-        req = self._requests[job.id] = Request.of(job.resources, job.num_nodes)
+        req = self._requests[job.id] = Request.of(job.resources, job.num_nodes, job.kind)
         if not self._grouped:
             return
         policy = self.config.policy
@@ -241,6 +255,8 @@ class SchedulingSession(_Base):
         placer = self._placer
         if placer is not None:
             placer.release(alloc)
+        if self._power is not None:
+            self._power.add(alloc, -1)
         if self._failed:
             self._revive(alloc, placer)
         return alloc
@@ -248,6 +264,7 @@ class SchedulingSession(_Base):
     def node_changed(self, node: Node) -> None:
         super().node_changed(node)
         self._placer = None  # rebuilt at the next cycle, with the node's new state
+        self._power = None
         self._capacity = None
         self._node_tuple = None
         self._revive_all()
@@ -321,7 +338,18 @@ class SchedulingSession(_Base):
             history=self.history,
         )
         ledger = self._ledger.copy() if self._counts else self._ledger  # the cycle charges its own copy
-        cycle = Cycle(self.config, snapshot, now, placer, ledger, self._requests, reasons=False, traits=self._traits)
+        power = self._power_now()
+        cycle = Cycle(
+            self.config,
+            snapshot,
+            now,
+            placer,
+            ledger,
+            self._requests,
+            reasons=False,
+            traits=self._traits,
+            power=None if power is None else power.copy(),  # the cycle charges its own copy
+        )
         if self._grouped:
             decisions = cycle.walk(self._order(live, usage, capacity, now))
             for group in live:
@@ -361,6 +389,14 @@ class SchedulingSession(_Base):
             )
         return placer
 
+    def _power_now(self) -> PowerLedger | None:
+        if not self._powered:
+            return None
+        if self._power is None:
+            assert self.power is not None
+            self._power = PowerLedger(self.power, self._nodes(), self.running.values(), self.queues)
+        return self._power
+
     def _nodes(self) -> tuple[Node, ...]:
         if self._node_tuple is None:
             self._node_tuple = tuple(self.nodes.values())
@@ -372,6 +408,8 @@ class SchedulingSession(_Base):
             add_running(self._sums, alloc, self._accrued_at, self.config.fairshare.half_life)
         if self._counts:
             self._ledger.add(alloc, self.gpu_model(alloc.placement))
+        if self._power is not None:
+            self._power.add(alloc)
         self._requests.pop(alloc.job_id, None)
         self._group_of.pop(alloc.job_id, None)
         return alloc

@@ -12,8 +12,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from aidc.domain.decisions import Decision, Placement
-from aidc.domain.jobs import DependencyCondition, JobState
+from aidc.domain.jobs import DependencyCondition, JobKind, JobState
 from aidc.domain.nodes import Node
+from aidc.domain.power import PowerSpec
 from aidc.domain.queues import Queue
 from aidc.domain.resources import Resources
 
@@ -48,6 +49,7 @@ class PendingJob:
     preemptible: bool = True
     queued_at: datetime | None = None  # when it last entered the queue (submit, or requeue after preemption)
     attained_service: float = 0.0  # GPU-seconds its earlier attempts ran (least-attained-service policies)
+    kind: JobKind = JobKind.BATCH  # power-cap rules and the `energy` scorer read it
 
     @property
     def entered_queue(self) -> datetime:
@@ -75,6 +77,7 @@ class Allocation:
     attained_service: float = 0.0  # GPU-seconds of its earlier attempts (the current one not included)
     preemptible: bool = True
     preempting: bool = False  # asked to stop (preempted); its resources free up once it has exited
+    kind: JobKind = JobKind.BATCH  # its power-cap rule reads it
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,9 @@ class Snapshot:
     `dependency_states` holds the state of each job named in a pending job's `depends_on` (a job
     missing from it is unknown, e.g. deleted). `usage` is each queue's past usage, decayed to the time of
     the snapshot (`fairshare.DecayBook`), not counting the running allocations (the scheduler adds them).
-    `history` holds recent run times for estimates (`estimates.RuntimeHistory`)."""
+    `history` holds recent run times for estimates (`estimates.RuntimeHistory`). `power` is the site's
+    power budgets and caps (the cluster file's `power:`); None or one without budgets changes nothing
+    (`power.PowerLedger`)."""
 
     nodes: tuple[Node, ...]
     pending: tuple[PendingJob, ...]
@@ -93,6 +98,7 @@ class Snapshot:
     dependency_states: Mapping[int, JobState] = field(default_factory=dict)
     usage: Mapping[str, UsageVector] = field(default_factory=dict)
     history: RuntimeHistory | None = None
+    power: PowerSpec | None = None
 
 
 class Scheduler(Protocol):

@@ -162,6 +162,7 @@ def build(settings: Settings) -> ControlPlane:
             retried=control_metrics.retried,
             preempted=control_metrics.preempted,
         ),
+        power=cluster.power,
     )
     deployments = DeploymentController(store, clock, loop.wake)
     channel: WakeChannel | None = PostgresWakeChannel(url) if isinstance(leadership, PostgresLeadership) else None

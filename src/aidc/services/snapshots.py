@@ -8,6 +8,7 @@ from datetime import datetime
 
 from aidc.domain.decisions import NodeAssignment, Placement
 from aidc.domain.jobs import Attempt, Job, JobState
+from aidc.domain.power import PowerSpec
 from aidc.ports import SupportsCheckpoints, UnitOfWork
 from aidc.sched.snapshot import Allocation, DependencyRef, PendingJob, Snapshot
 from aidc.services.sched_history import SchedulingHistory
@@ -41,6 +42,7 @@ def pending_view(job: Job, attained_service: float = 0.0) -> PendingJob:
         preemptible=spec.preemptible,
         queued_at=job.queued_at,
         attained_service=attained_service,
+        kind=spec.kind,
     )
 
 
@@ -74,6 +76,7 @@ def allocation_view(
         attained_service=attained_service,
         preemptible=spec.preemptible,
         preempting=stopping,
+        kind=spec.kind,
     )
 
 
@@ -94,13 +97,15 @@ def load_state(
     *,
     history: SchedulingHistory | None = None,
     now: datetime | None = None,
+    power: PowerSpec | None = None,
 ) -> ClusterState:
     """The snapshot for one scheduling cycle, read whole from the store. With the control loop's `history`
-    (safe from another thread) and `now`, it also has queue usage, run times and attained service."""
+    (safe from another thread) and `now`, it also has queue usage, run times and attained service; with
+    `power` (the cluster file's `power:`), the site's power budgets."""
     jobs = {j.id: j for j in uow.jobs.list(states=ACTIVE_STATES)}
     attained = history.attained if history is not None else _none_attained
     pending = tuple(pending_view(j, attained(j.id)) for j in jobs.values() if j.state == JobState.PENDING)
-    return state_from(uow, backend_name, jobs, pending, history=history, now=now)
+    return state_from(uow, backend_name, jobs, pending, history=history, now=now, power=power)
 
 
 def state_from(
@@ -112,6 +117,7 @@ def state_from(
     history: SchedulingHistory | None = None,
     now: datetime | None = None,
     checkpoints: SupportsCheckpoints | None = None,
+    power: PowerSpec | None = None,
 ) -> ClusterState:
     """The snapshot around given active jobs (and views of the pending ones); nodes, queues and open
     attempts are read from the store, and the states of jobs that pending jobs depend on when there are any.
@@ -119,7 +125,8 @@ def state_from(
     Running work is read from open attempts, not job states: a cancelled or preempted job whose process is
     still stopping holds its resources until the attempt ends. With `history` (kept by the control loop), the
     snapshot also gets attained service, queue usage decayed to `now`, run-time history, and final states of
-    dependencies from memory."""
+    dependencies from memory. `power` (the cluster file's `power:`) goes into the snapshot: the scheduler keeps
+    the estimated GPU draw under its budgets (`aidc.sched.power`)."""
     nodes = tuple(n for n in uow.nodes.list() if n.backend == backend_name)
     attained: Callable[[int], float] = history.attained if history is not None else _none_attained
     running: list[Allocation] = []
@@ -138,6 +145,7 @@ def state_from(
         dependency_states=_dependency_states(uow, pending, jobs, history),
         usage=history.usage_at(now) if history is not None and now is not None else {},
         history=history.runtimes if history is not None else None,
+        power=power,
     )
     return ClusterState(snapshot, dict(jobs), open_attempts)
 

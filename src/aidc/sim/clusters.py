@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from aidc.domain.cluster import ClusterSpec
 from aidc.domain.nodes import Node
+from aidc.domain.power import PowerSpec
 from aidc.sim.traces import SYNTHETIC_PREFIX, TraceError, openb, tiresias, traces_dir
 from aidc.sim.traces.machines import GiB, machine
 from aidc.sim.traces.table import CellError, Table, integer, number
@@ -168,7 +169,12 @@ def cluster_names() -> list[str]:
 
 
 def load_cluster_yaml(path: Path) -> tuple[Node, ...]:
-    """A cluster file, with errors that name the file and the field."""
+    """A cluster file's nodes, with errors that name the file and the field."""
+    return tuple(cluster_spec_yaml(path).all_nodes())
+
+
+def cluster_spec_yaml(path: Path) -> ClusterSpec:
+    """A cluster file, whole (nodes, `power:`, `energy:`), with errors that name the file and the field."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -182,7 +188,7 @@ def load_cluster_yaml(path: Path) -> tuple[Node, ...]:
         field = ".".join(str(p) for p in first["loc"]) or "cluster"
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise TraceError(first["msg"].removeprefix("Value error, ") + more, path=path, column=field) from None
-    return tuple(spec.all_nodes())
+    return spec
 
 
 def load_cluster(name_or_path: str) -> tuple[Node, ...]:
@@ -210,3 +216,16 @@ def load_cluster(name_or_path: str) -> tuple[Node, ...]:
     if path.suffix.lower() == ".csv":
         return openb.load_nodes(path)
     return load_cluster_yaml(path)
+
+
+def load_cluster_power(name_or_path: str) -> PowerSpec | None:
+    """The power budgets and caps of a cluster file (`power:`), for `Simulator(power=...)`; None for a
+    named cluster, an openb node list or a synthetic one (they declare none) and for a file that sets
+    nothing under `power:`. Raises TraceError as `load_cluster` does."""
+    if name_or_path.startswith(SYNTHETIC_PREFIX) or name_or_path in _NAMED:
+        return None
+    path = Path(name_or_path).expanduser()
+    if not path.is_file() or path.suffix.lower() == ".csv":
+        return None
+    power = cluster_spec_yaml(path).power
+    return power if power.budget_kw is not None or power.racks or power.caps else None

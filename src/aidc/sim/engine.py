@@ -32,6 +32,7 @@ from enum import IntEnum
 
 from aidc.domain.decisions import Cancel, Preempt, Start
 from aidc.domain.nodes import Node, NodeState
+from aidc.domain.power import PowerSpec
 from aidc.domain.queues import Queue, TimeShare
 from aidc.domain.resources import Resources
 from aidc.sched.config import OrderingPolicy, SchedulerConfig
@@ -148,7 +149,8 @@ class SimResult:
 
 class Simulator:
     """Replays `jobs` on `nodes` with a scheduler configured by `config`; `checkpoint` says how jobs
-    checkpoint (what an interrupted attempt keeps), `failures` makes nodes fail and come back."""
+    checkpoint (what an interrupted attempt keeps), `failures` makes nodes fail and come back, `power` (the
+    cluster file's `power:`) keeps the estimated GPU draw under the site's and racks' budgets (`sched.power`)."""
 
     def __init__(
         self,
@@ -160,6 +162,7 @@ class Simulator:
         failures: FailureModel | None = None,
         progress: Callable[[int, int], None] | None = None,
         incremental: bool = True,
+        power: PowerSpec | None = None,
     ) -> None:
         self.config = config or SchedulerConfig()
         self.nodes = tuple(nodes)
@@ -184,8 +187,9 @@ class Simulator:
         # Past run times only stand in for a missing estimate: with every duration known, none is read.
         self._estimates_from_history = any(j.duration is None for j in jobs)
         session = SchedulingSession if incremental else RebuildingSession
+        self.power = power
         self.session = session(
-            self.config, self.nodes, self.queues, history=self.history, running_view=self._with_checkpoint
+            self.config, self.nodes, self.queues, history=self.history, running_view=self._with_checkpoint, power=power
         )
         self._events: list[tuple[float, int, int, int, int]] = []  # (time, kind, seq, job id, attempt)
         self._seq = itertools.count()

@@ -170,3 +170,25 @@ def test_synthetic_trace_and_cluster_by_spec(
     metrics = json.loads(out)
     assert metrics["jobs"] == 300
     assert 0 < metrics["gpu_allocation_ratio"] <= 1
+
+
+def test_a_cluster_files_power_budget_holds_in_simulation(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Two 1-GPU H100 nodes: without a budget jobs 2 and 3 run side by side; with a budget that holds one busy
+    H100 (700 W) and one idle (70 W) only, job 3 waits for job 1 and the mean queueing delay grows."""
+    trace = tmp_path / "jobs.csv"
+    trace.write_text(TRACE)
+    nodes = "nodes:\n  - {name: n, count: 2, cpus: 8, memory: 32GiB, gpus: 1, gpu_model: H100}\n"
+    free, capped = tmp_path / "free.yaml", tmp_path / "capped.yaml"
+    free.write_text(nodes)
+    capped.write_text(nodes + "power: {budget_kw: 0.78}\n")
+    waits = []
+    for cluster in (free, capped):
+        code, out, err = run(
+            monkeypatch, capsys, "run", "--trace-file", str(trace), "--cluster", str(cluster), "--policy", "fifo",
+            "--json",
+        )  # fmt: skip
+        assert code == 0, err
+        waits.append(json.loads(out)["mean_queue_s"])
+    assert waits[1] > waits[0]

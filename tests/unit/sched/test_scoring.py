@@ -6,16 +6,19 @@ from collections.abc import Sequence
 
 import pytest
 
+from aidc.domain.catalog import GpuCatalog, GpuSpec, default_catalog
 from aidc.domain.cluster import ClusterSpec
 from aidc.domain.decisions import NodeAssignment, Placement
+from aidc.domain.jobs import JobKind
 from aidc.domain.nodes import Node
 from aidc.domain.resources import Resources
 from aidc.sched.capacity import NodeCapacity, Request, build_capacities
 from aidc.sched.config import PlacementConfig
 from aidc.sched.placer import Placer
 from aidc.sched.scoring import ScoringContext, make_scorers
+from aidc.sched.scoring import energy as energy_module
 from aidc.sched.scoring.chance import draw
-from aidc.sched.scoring.energy import idle_watts
+from aidc.sched.scoring.energy import Efficiency, work_per_watt
 from aidc.sched.snapshot import Allocation
 
 from .factories import GiB, alloc, node
@@ -103,17 +106,121 @@ def test_dotprod_prefers_the_smallest_demand_times_free_product() -> None:
     assert score("dotprod", pool["roomy"], req(1, cpus=8)) == pytest.approx(expected)
 
 
-def test_energy_prefers_gpus_that_idle_low() -> None:
-    nodes = [node("h100", gpus=1, model=H100), node("t4", gpus=1, model=T4)]
-    assert chosen(nodes, req(1), energy=1) == ["t4"]
-    # The figures come from the GPU catalog (aidc.domain.catalog).
-    assert idle_watts(H100) == 70.0
-    assert idle_watts("NVIDIA A10") == 20.0
-    assert idle_watts("Mystery X1") is None
-    pool = build_capacities([*nodes, node("cpu"), node("odd", gpus=1, model="Mystery X1")], [])
-    assert score("energy", pool["t4"], req(1)) == 95.0  # 100 x (1 - 10 W / 200 W)
-    assert score("energy", pool["cpu"], req()) == 100.0
-    assert score("energy", pool["odd"], req(1)) == 50.0
+# Hand-made catalog entries with the vendors' peak figures, so the ranking does not hang on the shipped
+# catalog's (being filled in): (name, TDP W, dense BF16 TFLOP/s, memory bandwidth GB/s).
+FIGURES = {
+    "H100": (700.0, 989.0, 3350.0),
+    "A100": (400.0, 312.0, 2039.0),
+    "L4": (72.0, 121.0, 300.0),
+    "Nofigs": (300.0, None, None),
+}
+
+
+def fake_catalog() -> GpuCatalog:
+    return GpuCatalog(
+        gpus=tuple(
+            GpuSpec(
+                name=f"Fake {name}",
+                aliases=(name,),
+                vendor="NVIDIA",
+                memory_gb=80,
+                tdp_watts=tdp,
+                idle_watts=10,
+                source="test",
+                bf16_tflops=tflops,
+                memory_bandwidth_gbs=bandwidth,
+            )
+            for name, (tdp, tflops, bandwidth) in FIGURES.items()
+        )
+    )
+
+
+@pytest.fixture
+def fake_efficiency(monkeypatch: pytest.MonkeyPatch) -> Efficiency:
+    table = Efficiency(fake_catalog())
+    monkeypatch.setattr(energy_module, "default_efficiency", lambda: table)
+    return table
+
+
+def kind_req(kind: JobKind, gpus: float = 1) -> Request:
+    return Request.of(Resources(gpus=gpus, cpus=1, memory=GiB), 1, kind)
+
+
+def best_by(index: int, models: Sequence[str]) -> str:
+    """The model with the highest figure (1: TFLOP/s, 2: bandwidth) per TDP watt, from `FIGURES`."""
+    return max(models, key=lambda m: (FIGURES[m][index] or 0.0) / FIGURES[m][0])
+
+
+@pytest.mark.usefixtures("fake_efficiency")
+def test_energy_prefers_the_most_work_per_joule_for_the_job_kind() -> None:
+    models = ["H100", "A100", "L4"]
+    nodes = [node(m.lower(), gpus=1, model=m) for m in models]
+    for kind in (JobKind.TRAIN, JobKind.BATCH):
+        assert chosen(nodes, kind_req(kind), energy=1) == [best_by(1, models).lower()]
+    assert chosen(nodes, kind_req(JobKind.SERVE), energy=1) == [best_by(2, models).lower()]
+    # The two measures disagree on these models, so the kind matters.
+    assert best_by(1, models) != best_by(2, models)
+    pool = build_capacities(nodes, [])
+    for kind, index in ((JobKind.TRAIN, 1), (JobKind.SERVE, 2)):
+        scores = {m: score("energy", pool[m.lower()], kind_req(kind)) for m in models}
+        assert sorted(models, key=lambda m: scores[m]) == sorted(
+            models, key=lambda m: (FIGURES[m][index] or 0.0) / FIGURES[m][0]
+        )
+        assert max(scores.values()) == 100.0  # the best of the catalog scores 100
+
+
+@pytest.mark.usefixtures("fake_efficiency")
+def test_energy_scores_in_proportion_and_unknown_as_50() -> None:
+    pool = build_capacities(
+        [
+            node("h100", gpus=1, model="H100"),
+            node("cpu"),
+            node("odd", gpus=1, model="Mystery X1"),
+            node("nofigs", gpus=1, model="Nofigs"),
+        ],
+        [],
+    )
+    tdp, tflops, _ = FIGURES["H100"]
+    assert tflops is not None
+    best = max((f[1] or 0.0) / f[0] for f in FIGURES.values())
+    assert score("energy", pool["h100"], kind_req(JobKind.TRAIN)) == pytest.approx(100 * tflops / tdp / best)
+    assert score("energy", pool["cpu"], req()) == 100.0  # no GPU to power
+    assert score("energy", pool["odd"], kind_req(JobKind.TRAIN)) == 50.0  # not in the catalog
+    assert score("energy", pool["nofigs"], kind_req(JobKind.SERVE)) == 50.0  # in it, without the figure
+
+
+@pytest.mark.usefixtures("fake_efficiency")
+def test_energy_on_a_mixed_node_scores_the_models_the_request_may_get() -> None:
+    pool = build_capacities([node("mixed", models=["H100", "L4"]), node("l4", gpus=1, model="L4")], [])
+    table = energy_module.default_efficiency()
+    any_gpu = score("energy", pool["mixed"], kind_req(JobKind.TRAIN))
+    assert any_gpu == pytest.approx((table.score("H100", JobKind.TRAIN) + table.score("L4", JobKind.TRAIN)) / 2)
+    h100_only = Request.of(Resources(gpus=1, gpu_type="H100", cpus=1, memory=GiB), 1, JobKind.TRAIN)
+    assert score("energy", pool["mixed"], h100_only) == table.score("H100", JobKind.TRAIN)
+
+
+@pytest.mark.usefixtures("fake_efficiency")
+def test_energy_scores_are_remembered_per_kind_not_per_resources_alone() -> None:
+    # One placer, two jobs of the same resources and different kinds: each gets its own best model
+    # (the scores remembered per request shape must not mix the kinds).
+    models = ["H100", "A100", "L4"]
+    nodes = [node(m.lower(), gpus=2, model=m) for m in models]
+    placer = Placer(nodes, [], PlacementConfig(scorers={"energy": 1}), [kind_req(JobKind.TRAIN)])
+    train = placer.find(kind_req(JobKind.TRAIN))
+    serve = placer.find(kind_req(JobKind.SERVE))
+    assert train is not None
+    assert serve is not None
+    assert [train[0].name, serve[0].name] == [best_by(1, models).lower(), best_by(2, models).lower()]
+
+
+def test_energy_against_the_shipped_catalog_follows_its_figures() -> None:
+    table = energy_module.default_efficiency()
+    catalog = default_catalog()
+    rated = [(spec, f) for spec in catalog.gpus if (f := work_per_watt(spec, JobKind.TRAIN)) is not None]
+    if len(rated) < 2:
+        pytest.skip("the shipped GPU catalog has no bf16_tflops figures yet (being filled in)")
+    for spec, figure in rated:
+        assert table.score(spec.name, JobKind.TRAIN) == pytest.approx(100 * figure / table.best[JobKind.TRAIN])
 
 
 def test_random_is_seeded_by_the_config_and_the_job() -> None:
@@ -172,17 +279,19 @@ def test_topology_prefers_an_nvlink_domain_over_a_switch() -> None:
     assert chosen(nodes, req(8), topology=1) == ["x-01"]  # one node: every node is one domain; by name
 
 
+@pytest.mark.usefixtures("fake_efficiency")
 def test_weighted_sum_of_scorers() -> None:
-    # Energy alone picks the T4 node; spread alone the emptier H100 node; the weights decide.
-    nodes = [node("h100", gpus=8, model=H100), node("t4", gpus=2, model=T4)]
-    running = [alloc(1, {"t4": [0]})]
-    r = req(1)
-    assert chosen(nodes, r, running, energy=1) == ["t4"]
+    # Energy alone picks the L4 node (more TFLOP/s per watt); spread alone the emptier H100 node; the
+    # weights decide.
+    nodes = [node("h100", gpus=8, model="H100"), node("l4", gpus=2, model="L4")]
+    running = [alloc(1, {"l4": [0]})]
+    r = kind_req(JobKind.TRAIN)
+    assert chosen(nodes, r, running, energy=1) == ["l4"]
     assert chosen(nodes, r, running, spread=1) == ["h100"]
     pool = build_capacities(nodes, running)
     sums = {n: 1 * score("energy", pool[n], r) + 1 * score("spread", pool[n], r) for n in pool}
     assert chosen(nodes, r, running, energy=1, spread=1) == [max(sums, key=lambda n: sums[n])]
-    assert chosen(nodes, r, running, energy=5, spread=1) == ["t4"]
+    assert chosen(nodes, r, running, energy=5, spread=1) == ["l4"]
     assert chosen(nodes, r, running, energy=1, spread=5) == ["h100"]
     # A weight of 0 leaves a scorer out.
     assert chosen(nodes, r, running, energy=0, spread=1) == ["h100"]

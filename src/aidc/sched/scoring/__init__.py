@@ -11,7 +11,7 @@
 | `random`     | any node, drawn from the seed and the job id (FGD paper baseline)         |
 | `dotprod`    | the smallest demand x free dot product (Tetris; FGD paper baseline)       |
 | `clustering` | nodes running work of the same GPU demand (FGD paper baseline)            |
-| `energy`     | GPU models that draw less power idle (from the GPU catalog)               |
+| `energy`     | the GPU model with the most work per joule for the job's kind (catalog)   |
 """
 
 from aidc.sched.scoring import chance, energy, fgd, fit, sharing, topology
