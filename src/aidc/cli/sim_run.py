@@ -19,6 +19,7 @@ import typer
 from aidc.cli import render
 from aidc.cli.context import EXIT_USAGE, fail
 from aidc.cli.sim import app, load_inputs
+from aidc.domain.units import format_seconds
 
 if TYPE_CHECKING:
     from aidc.domain.nodes import Node
@@ -269,11 +270,11 @@ def _print_table(rows: list[dict[str, Any]], trace: str, cluster: str, jobs: int
     for r in rows:
         t.add_row(
             r["policy"],
-            _h(r["mean_jct_s"]),
-            _h(r["p95_jct_s"]),
-            _h(r["mean_queue_s"]),
-            _h(r["p95_queue_s"]),
-            _h(r["makespan_s"]),
+            format_seconds(r["mean_jct_s"]),
+            format_seconds(r["p95_jct_s"]),
+            format_seconds(r["mean_queue_s"]),
+            format_seconds(r["p95_queue_s"]),
+            format_seconds(r["makespan_s"]),
             f"{r['gpu_allocation_ratio'] * 100:.1f}%",
             f"{r['stranded_gpu_share'] * 100:.1f}%",
             f"{r['gpu_seconds_lost'] / 3600:,.1f}",
@@ -303,15 +304,6 @@ def _energy_note(row: dict[str, Any]) -> str:
     if unknown:
         note += f"; GPU models not in the catalog, left out: {', '.join(unknown)}"
     return note
-
-
-def _h(seconds: float) -> str:
-    """Seconds the way people read them: 42s, 12.5m, 3.2h."""
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f}m"
-    return f"{seconds / 3600:.1f}h"
 
 
 def _write_report(

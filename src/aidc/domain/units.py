@@ -167,3 +167,12 @@ def split_gpus(amount: float) -> tuple[int, int]:
 def format_gpus(gpus: int, milli: int = GPU_MILLI) -> str:
     """The amount as people write it: "8", "0.25"."""
     return str(gpus) if milli >= GPU_MILLI else f"{milli / GPU_MILLI:g}"
+
+
+def format_seconds(seconds: float) -> str:
+    """Seconds the way people read them in tables: 42s, 12.5m, 3.2h."""
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f}m"
+    return f"{seconds / 3600:.1f}h"

@@ -19,7 +19,7 @@ import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from aidc.domain.units import format_duration, parse_duration
+from aidc.domain.units import format_duration, format_seconds, parse_duration
 from aidc.sim.engine import SimResult
 from aidc.sim.metrics import allocation_ratio, percentile
 
@@ -117,14 +117,6 @@ class Slo:
     def __str__(self) -> str:
         value = format_duration(self.value) if self.is_time else f"{self.value:g}"
         return f"{self.metric}{self.op}{value}"
-
-
-def format_seconds(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f}m"
-    return f"{seconds / 3600:.1f}h"
 
 
 def parse_slo(text: str) -> Slo:
