@@ -65,6 +65,8 @@ bench: $(DEV_STAMP)
 	$(BIN)/python bench/slurm_submit.py
 	$(BIN)/python bench/tsdb.py
 	$(BIN)/python bench/gateway.py --chat
+	$(BIN)/python bench/energy_meter.py
+	$(BIN)/python bench/plan_capacity.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
