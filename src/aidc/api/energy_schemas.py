@@ -24,7 +24,7 @@ class EnergyRowOut(BaseModel):
 
 class EnergyHourOut(BaseModel):
     hour: datetime
-    key: str | None
+    key: str | None = Field(description='One of the 8 largest groups, "(other)" for the rest, null: unallocated')
     facility_kwh: float
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-TOP = 8  # groups drawn apart over time; the rest are "other"
+TOP = 8  # groups drawn apart over time; the rest are "(other)" (the server sums them so too)
 
 
 def label(key: str | None) -> str:
@@ -53,12 +53,12 @@ def plot_report(report: dict[str, Any], path: Path) -> None:
     series: dict[str, dict[datetime, float]] = defaultdict(lambda: defaultdict(float))
     hours = sorted({datetime.fromisoformat(h["hour"]) for h in report["hourly"]})
     for h in report["hourly"]:
-        name = label(h["key"]) if h["key"] in top else "other"
+        name = label(h["key"]) if h["key"] in top else "(other)"
         series[name][datetime.fromisoformat(h["hour"])] += h["facility_kwh"]
     unit_t, k_t = _unit([sum(v.get(h, 0.0) for v in series.values()) for h in hours])
     bottom = [0.0] * len(hours)
     colors = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000", "#999999"]
-    names_t = [label(key) for key in top if label(key) in series] + (["other"] if "other" in series else [])
+    names_t = [label(key) for key in top if label(key) in series] + (["(other)"] if "(other)" in series else [])
     for i, name in enumerate(names_t):
         heights = [series[name].get(h, 0.0) * k_t for h in hours]
         over_time.bar(hours, heights, width=1 / 24, bottom=bottom, align="edge", label=name, color=colors[i % 9])

@@ -31,6 +31,23 @@ class EnergyReport:
     hourly: list[tuple[datetime, str | None, float]]  # (hour, key, facility kWh)
 
 
+HOURLY_KEYS = 8  # groups given hour by hour; the rest are summed as OTHER (a plot shows no more)
+OTHER = "(other)"  # no user, team, queue or node name has parentheses
+
+
+def _top_hourly(
+    hourly: builtins.list[tuple[datetime, str | None, float]], top: builtins.list[str | None]
+) -> builtins.list[tuple[datetime, str | None, float]]:
+    """Each hour's figure for the `top` groups, and one more for all the others together: a report by job
+    over a month must not send every job's every hour."""
+    kept = set(top)
+    out: dict[tuple[datetime, str | None], float] = {}
+    for hour, key, kwh in hourly:
+        slot = (hour, key if key in kept else OTHER)
+        out[slot] = out.get(slot, 0.0) + kwh
+    return [(hour, key, kwh) for (hour, key), kwh in out.items()]
+
+
 def _sum(rows: builtins.list[EnergyTotal]) -> EnergyTotal:
     def add(values: list[float | None]) -> float | None:
         known = [v for v in values if v is not None]
@@ -75,6 +92,7 @@ class EnergyService:
             hourly = uow.energy.hourly(by, since, teams=visible)
         if until is not None:
             hourly = [h for h in hourly if h[0] < until]
+        hourly = _top_hourly(hourly, [r.key for r in rows[:HOURLY_KEYS]])
         return EnergyReport(
             by=by,
             since=since,
