@@ -20,7 +20,7 @@ import typer
 from aidc.cli import render
 from aidc.cli.context import EXIT_USAGE, fail
 from aidc.cli.plan import CatalogOpt, app, resolve_gpu, use_catalog_option
-from aidc.cli.sim_run import DEFAULT_PUE, parse_checkpoint
+from aidc.cli.sim_run import DEFAULT_PUE, parse_checkpoint, parse_failures
 
 if TYPE_CHECKING:
     from aidc.domain.catalog import GpuSpec
@@ -110,7 +110,7 @@ def capacity(
     selected = list(loaded.jobs[:jobs] if jobs else loaded.jobs)
     settings = SimSettings(
         config=_config(policy, placement, backfill, preemption),
-        failures=_failures(failures, seed),
+        failures=parse_failures(failures, seed),
         checkpoint=parse_checkpoint(checkpoint),  # the syntax of `aidc sim run --checkpoint`
         pue=pue,
         prices=Prices(price_gpu_hour, price_kwh),
@@ -166,44 +166,6 @@ def _config(policy: str, placement: str, backfill: bool, preemption: bool) -> An
         return apply_changes(SchedulerConfig(), changes)
     except ValueError as exc:  # "policy: ..." names the option
         fail(f"--{exc}", EXIT_USAGE)
-
-
-def _failures(text: str, seed: int) -> FailureModel | None:
-    from aidc.domain.units import parse_duration
-    from aidc.sim.engine import FailureModel
-
-    if text.strip().lower() == "off":
-        return None
-    if text.strip().lower() == "default":
-        return FailureModel(seed=seed)
-    values: dict[str, str] = {}
-    for part in text.split(","):
-        key, eq, value = (p.strip() for p in part.partition("="))
-        if not eq or key not in ("mtbf", "mtbf_gpu_hours", "repair", "repair_hours"):
-            fail(f"--failures: expected default, off or mtbf=GPU_HOURS[,repair=3h], got {part.strip()!r}", EXIT_USAGE)
-        values[key] = value
-    mtbf = _number_in(values, ("mtbf", "mtbf_gpu_hours"), FailureModel.mtbf_gpu_hours)
-    try:
-        repair = (
-            parse_duration(values["repair"])
-            if "repair" in values
-            else _number_in(values, ("repair_hours",), FailureModel.repair_s / 3600) * 3600
-        )
-    except ValueError as exc:
-        fail(f"--failures: repair: {exc}", EXIT_USAGE)
-    if not (math.isfinite(mtbf) and mtbf > 0) or not repair >= 0:
-        fail("--failures: mtbf (GPU-hours) must be above 0 and the repair time not negative", EXIT_USAGE)
-    return FailureModel(mtbf_gpu_hours=mtbf, repair_s=repair, seed=seed)
-
-
-def _number_in(values: dict[str, str], keys: tuple[str, ...], default: float) -> float:
-    for key in keys:
-        if key in values:
-            try:
-                return float(values[key])
-            except ValueError:
-                fail(f"--failures: {key}: {values[key]!r} is not a number", EXIT_USAGE)
-    return default
 
 
 def _workload(

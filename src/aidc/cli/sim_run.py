@@ -8,6 +8,7 @@ couple of seconds per policy (`bench/sim_run.py`)."""
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -42,7 +43,8 @@ PlacementOpt = Annotated[str, typer.Option("--placement", help='Scorer, or weigh
 BackfillOpt = Annotated[bool, typer.Option("--backfill", help="EASY backfill")]
 PreemptionOpt = Annotated[bool, typer.Option("--preemption", help="Allow preemption (priority, reclaim)")]
 FailuresOpt = Annotated[
-    str | None, typer.Option("--failures", help="Node failures, e.g. mtbf_gpu_hours=50700,repair_hours=3")
+    str | None,
+    typer.Option("--failures", help="Node failures: default (Llama 3 figures), off, or mtbf=50700,repair=3h"),
 ]
 CheckpointOpt = Annotated[
     str | None, typer.Option("--checkpoint", help="How jobs checkpoint, e.g. interval=30m,cost=60s,restart=2m")
@@ -110,7 +112,7 @@ def compare(
     loaded, nodes, cluster_name = load_inputs(trace, trace_file, trace_format, cluster)
     selected = list(loaded.jobs[:jobs] if jobs else loaded.jobs)
     configs = [(name, _config(name, placement, backfill, preemption)) for name in names]
-    fail_model = _failures(failures, seed)
+    fail_model = parse_failures(failures, seed)
     ckpt = parse_checkpoint(checkpoint)
     power = _power(cluster)
     runs = [_simulate(name, config, selected, nodes, ckpt, fail_model, pue, power) for name, config in configs]
@@ -153,24 +155,33 @@ def _pairs(option: str, text: str, known: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def _failures(text: str | None, seed: int) -> FailureModel | None:
+def parse_failures(text: str | None, seed: int) -> FailureModel | None:
+    """`--failures` of `aidc sim run` and `aidc plan capacity`: off (or not given), default (the Llama 3
+    figures), or mtbf=GPU_HOURS[,repair=3h] (also mtbf_gpu_hours=, repair_hours=)."""
     from aidc.domain.units import parse_duration
     from aidc.sim.engine import FailureModel
 
-    if text is None:
+    if text is None or text.strip().lower() == "off":
         return None
-    values = _pairs("--failures", text, ("mtbf_gpu_hours", "repair_hours", "repair"))
+    if text.strip().lower() == "default":
+        return FailureModel(seed=seed)
+    values = _pairs("--failures", text, ("mtbf", "mtbf_gpu_hours", "repair", "repair_hours"))
+
+    def number(key: str, default: float) -> float:
+        try:
+            return float(values.get(key, default))
+        except ValueError:
+            fail(f"--failures: {key}: {values[key]!r} is not a number", EXIT_USAGE)
+
+    mtbf = number("mtbf", number("mtbf_gpu_hours", FailureModel.mtbf_gpu_hours))
     try:
-        mtbf = float(values.get("mtbf_gpu_hours", FailureModel.mtbf_gpu_hours))
-        repair = (
-            parse_duration(values["repair"])
-            if "repair" in values
-            else float(values.get("repair_hours", FailureModel.repair_s / 3600)) * 3600
-        )
+        repair = parse_duration(values["repair"]) if "repair" in values else None
     except ValueError as exc:
-        fail(f"--failures: {exc}", EXIT_USAGE)
-    if mtbf <= 0 or repair < 0:
-        fail("--failures: mtbf_gpu_hours must be above 0 and the repair time not negative", EXIT_USAGE)
+        fail(f"--failures: repair: {exc}", EXIT_USAGE)
+    if repair is None:
+        repair = number("repair_hours", FailureModel.repair_s / 3600) * 3600
+    if not (math.isfinite(mtbf) and mtbf > 0) or not repair >= 0:
+        fail("--failures: mtbf (GPU-hours) must be above 0 and the repair time not negative", EXIT_USAGE)
     return FailureModel(mtbf_gpu_hours=mtbf, repair_s=repair, seed=seed)
 
 

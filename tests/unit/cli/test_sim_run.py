@@ -78,7 +78,7 @@ def test_compare_prints_one_row_per_policy_and_sjf_wins_here(
     [
         (["--policy", "lottery"], "--policy"),
         (["--placement", "magic"], "--placement"),
-        (["--failures", "mtbf=3"], "--failures"),
+        (["--failures", "often=3"], "--failures"),
         (["--failures", "mtbf_gpu_hours=-1"], "--failures"),
         (["--checkpoint", "interval=soon"], "--checkpoint"),
         (["--pue", "0.9"], "--pue"),
