@@ -34,9 +34,11 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from aidc.domain.catalog import gpu_spec
 from aidc.domain.cluster import ClusterSpec
 from aidc.domain.decisions import Decision, NodeAssignment, Placement, Start
 from aidc.domain.nodes import Gpu, Node, NodeState
+from aidc.domain.power import PowerSpec
 from aidc.domain.queues import Queue, Quota
 from aidc.domain.resources import Resources
 from aidc.sched.config import OrderingPolicy, PlacementConfig, SchedulerConfig
@@ -128,6 +130,11 @@ def running_work(nodes: list[Node], rng: random.Random) -> list[Allocation]:
     return out
 
 
+def full_draw_kw(nodes: list[Node]) -> float:
+    """Every GPU at its TDP (the catalog's), kW."""
+    return sum(spec.tdp_watts for n in nodes for g in n.gpus if (spec := gpu_spec(g.model)) is not None) / 1000
+
+
 def pending_jobs(count: int, models: list[str], rng: random.Random) -> list[PendingJob]:
     jobs: list[PendingJob] = []
     start = NOW - timedelta(hours=6)
@@ -215,6 +222,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--naive-repeat", type=int, default=1, help="timed cycles of the naive reference")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument(
+        "--power-budget",
+        type=float,
+        help="a site power budget, as a share of the GPUs' full draw (TDP from the catalog), e.g. 0.8",
+    )
     args = parser.parse_args(argv)
     gc.set_threshold(*GC_THRESHOLDS)
     sizes = sorted(int(x) for x in args.jobs.split(","))
@@ -223,7 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     nodes = cluster_file(args.cluster) if args.cluster else builtin_cluster(args.nodes, rng)
     running = tuple(running_work(nodes, rng))
     all_jobs = pending_jobs(max(sizes), short_models(nodes), rng)
-    extras = {"history": history(rng), "usage": usage(rng)}
+    extras: dict[str, object] = {"history": history(rng), "usage": usage(rng)}
+    if args.power_budget is not None:
+        extras["power"] = PowerSpec(budget_kw=args.power_budget * full_draw_kw(nodes))
     snapshots = {
         n: Snapshot(nodes=tuple(nodes), pending=tuple(all_jobs[:n]), running=running, queues=QUEUES, **extras)  # type: ignore[arg-type]
         for n in sizes
