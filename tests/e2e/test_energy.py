@@ -103,7 +103,9 @@ def test_a_jobs_energy_cost_and_carbon_are_reported(server: AidcServer, tmp_path
     assert "energy" in shown.stdout
     assert "estimate" in shown.stdout
     detail = server.cli("show", str(job), "--json").json()
-    assert [e["key"] for e in detail["energy"]] == ["1"]  # one attempt
+    assert [e["key"] for e in detail["energy"]["attempts"]] == ["1"]  # one attempt
+    assert detail["energy"]["currency"] == "EUR"
+    assert "EUR" in shown.stdout
 
 
 def test_bad_report_options_are_one_line(server: AidcServer) -> None:

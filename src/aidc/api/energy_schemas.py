@@ -39,3 +39,9 @@ class EnergyReportOut(BaseModel):
     rows: list[EnergyRowOut]
     total: EnergyRowOut
     hourly: list[EnergyHourOut]
+
+
+class JobEnergyOut(BaseModel):
+    currency: str
+    pue: float
+    attempts: list[EnergyRowOut] = Field(description="One row per attempt that has used energy (key: its number)")

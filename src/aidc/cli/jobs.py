@@ -144,8 +144,8 @@ def show(job_id: JobId, json_out: Annotated[bool, typer.Option("--json")] = Fals
             rows.append(("retry not before", render.when(job.not_before)))
     if job.state_reason:
         rows.append(("reason", job.state_reason))
-    if energy:
-        rows.append(("energy", energy_text(energy)))
+    if energy["attempts"]:
+        rows.append(("energy", energy_text(energy["attempts"], energy["currency"])))
     for key, value in rows:
         c.print(f"  {key:<16}{value}", markup=False)
     if job.attempts:
@@ -160,8 +160,8 @@ def show(job_id: JobId, json_out: Annotated[bool, typer.Option("--json")] = Fals
         c.print(t)
 
 
-def energy_text(rows: list[dict[str, Any]]) -> str:
-    """ "2.41 kWh facility (1.85 kWh IT, 31.0 GPU-hours, estimate), cost 0.36, 900 g CO2e" over all attempts."""
+def energy_text(rows: list[dict[str, Any]], currency: str) -> str:
+    """ "2.41 kWh facility (1.85 kWh IT, 31.0 GPU-hours, estimate), 0.36 EUR, 900 g CO2e" over all attempts."""
     it = sum(r["it_kwh"] for r in rows)
     estimated = sum(r["estimated_kwh"] for r in rows)
     parts = [f"{kwh(sum(r['facility_kwh'] for r in rows))} facility ({kwh(it)} IT"]
@@ -171,7 +171,7 @@ def energy_text(rows: list[dict[str, Any]]) -> str:
     parts[0] += ")"
     costs = [r["cost"] for r in rows if r["cost"] is not None]
     if costs:
-        parts.append(f"cost {money(sum(costs), '').strip()}")
+        parts.append(money(sum(costs), currency))
     co2 = [r["carbon_kg"] for r in rows if r["carbon_kg"] is not None]
     if co2:
         parts.append(f"{carbon(sum(co2))} CO2e")

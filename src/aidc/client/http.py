@@ -131,8 +131,8 @@ class AidcClient:
         found: dict[str, Any] = self._request("GET", "/v1/energy", params={"by": by, "since": since}).json()
         return found
 
-    def job_energy(self, job_id: int) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = self._request("GET", f"/v1/jobs/{job_id}/energy").json()
+    def job_energy(self, job_id: int) -> dict[str, Any]:
+        found: dict[str, Any] = self._request("GET", f"/v1/jobs/{job_id}/energy").json()
         return found
 
     # ------------------------------------------------------------------ jobs

@@ -82,6 +82,14 @@ class EnergyService:
     def now(self) -> datetime:
         return self._clock.now()
 
+    @property
+    def currency(self) -> str:
+        return self._spec.currency
+
+    @property
+    def pue(self) -> float:
+        return self._spec.pue
+
     def report(
         self, principal: Principal, by: ByEnergy, since: datetime, until: datetime | None = None
     ) -> EnergyReport:

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from aidc.api.deps import JobId, PrincipalDep, ServicesDep
-from aidc.api.energy_schemas import EnergyHourOut, EnergyReportOut, EnergyRowOut
+from aidc.api.energy_schemas import EnergyHourOut, EnergyReportOut, EnergyRowOut, JobEnergyOut
 from aidc.api.responses import errors
 from aidc.domain.energy import EnergyTotal
 from aidc.domain.errors import FieldProblem, InvalidInput
@@ -75,11 +75,12 @@ def report(
 
 @router.get(
     "/v1/jobs/{job_id}/energy",
-    response_model=list[EnergyRowOut],
+    response_model=JobEnergyOut,
     responses=errors(404),
     summary="A job's energy, cost and carbon per attempt",
 )
-def of_job(job_id: JobId, services: ServicesDep, principal: PrincipalDep) -> list[EnergyRowOut]:
+def of_job(job_id: JobId, services: ServicesDep, principal: PrincipalDep) -> JobEnergyOut:
     """One row per attempt that has used energy (key: the attempt number)."""
     detail = services.jobs.get(principal, job_id)  # 404 for a job the caller may not see
-    return [row_out(t) for t in services.energy.of_job(job_id, detail.job.submitted_at - timedelta(hours=1))]
+    rows = services.energy.of_job(job_id, detail.job.submitted_at - timedelta(hours=1))
+    return JobEnergyOut(currency=services.energy.currency, pue=services.energy.pue, attempts=[row_out(t) for t in rows])
