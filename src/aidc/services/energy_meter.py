@@ -9,7 +9,7 @@ in-memory telemetry of that time is gone with the process that held it).
 
 from __future__ import annotations
 
-import logging
+import math
 import threading
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -30,7 +30,6 @@ from aidc.telemetry import names
 from aidc.telemetry.series import NAME_LABEL, Family, Matcher, Series, label_value
 from aidc.telemetry.tsdb import MemoryTSDB
 
-log = logging.getLogger(__name__)
 
 HOUR = 3600.0
 
@@ -59,7 +58,7 @@ def _by(series: Sequence[Series], *keys: str) -> dict[tuple[str, ...], list[tupl
 
 
 def _mean(points: Sequence[tuple[float, float]]) -> float | None:
-    values = [v for _, v in points if v == v]  # noqa: PLR0124  NaN: staleness markers
+    values = [v for _, v in points if not math.isnan(v)]  # NaN: staleness markers
     return sum(values) / len(values) if values else None
 
 
