@@ -30,7 +30,6 @@ from aidc.telemetry import names
 from aidc.telemetry.series import NAME_LABEL, Family, Matcher, Series, label_value
 from aidc.telemetry.tsdb import MemoryTSDB
 
-
 HOUR = 3600.0
 
 
