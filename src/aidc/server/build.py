@@ -58,6 +58,7 @@ from aidc.store.leadership import PostgresLeadership, SqliteLeadership
 from aidc.store.migrate import upgrade
 from aidc.store.sql_store import SqlStore
 from aidc.store.wake import PostgresWakeChannel
+from aidc.web import pages
 
 log = logging.getLogger(__name__)
 
@@ -308,6 +309,8 @@ def build(settings: Settings) -> ControlPlane:
             store.close()
 
     app = create_app(services, lifespan, max_body_bytes=settings.max_body_bytes)
+    app.include_router(pages.router)  # the dashboard, at /
+    app.mount("/static", pages.static_files(), name="static")
     return ControlPlane(
         app=app, loop=loop, store=store, backend=backend, election=election, admin_token_file=token_file
     )

@@ -1,0 +1,160 @@
+"""The dashboard in a real browser: Debian's Chromium, headless, driven by Playwright, against a running
+`aidc up`. Sign in with a token; the overview fills in and shows a firing alert; submit a job from the form
+and watch it reach SUCCEEDED without reloading; read its log; cancel another; a viewer sees no submit form
+and no cancel button. Screenshots of each page go to build/screenshots/ (CI keeps them)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.server import AidcServer
+from tests.fixtures.common import unavailable
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
+RULES = """\
+groups:
+  - name: dashboard-test
+    rules:
+      - alert: DashboardCanary
+        expr: sum(aidc_jobs) >= 0
+        labels: {severity: warning}
+        annotations: {summary: "always firing: the browser test's canary"}
+"""
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        unavailable("playwright is not installed (pip install -e '.[dev]')")
+    if not CHROMIUM.exists() and shutil.which("chromium") is None:
+        unavailable("Debian's chromium is not installed (scripts/install-test-deps.sh installs it)")
+    executable = str(CHROMIUM) if CHROMIUM.exists() else str(shutil.which("chromium"))
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=executable, headless=True, args=["--no-sandbox"])
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AidcServer]:
+    root = tmp_path_factory.mktemp("dashboard")
+    rules = root / "rules.yaml"
+    rules.write_text(RULES)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AIDC_ALERT_EVERY", "1")
+        srv = AidcServer(data_dir=root / "data", extra_args=["--alert-rules", str(rules)]).start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+        srv.reap_jobs()
+
+
+def sign_in(browser: Any, server: AidcServer, token: str) -> Any:
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(server.url + "/")
+    assert page.url.endswith("/login")  # not signed in: the sign-in page
+    page.fill("#token", token)
+    page.click("button[type=submit]")
+    page.wait_for_url(server.url + "/")
+    return page
+
+
+def shot(page: Any, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def test_an_operator_signs_in_submits_watches_reads_and_cancels(browser: Any, server: AidcServer) -> None:
+    from playwright.sync_api import expect
+
+    page = sign_in(browser, server, server.token)
+    # The cookie signs the browser in to the API; a write by cookie without the dashboard's header (what a
+    # form on another site would send) is refused.
+    bare = page.evaluate(
+        """async () => { const r = await fetch("/v1/jobs", {method: "POST", headers: {"Content-Type":
+           "application/json"}, body: JSON.stringify({name: "forged", run: "true"})});
+           return [r.status, (await r.json()).detail]; }"""
+    )
+    assert bare[0] == 403
+    assert "X-Aidc-Dashboard" in bare[1]
+    expect(page.locator("#nodes-up")).to_have_text(re.compile(r"\d+ of \d+"))
+    expect(page.locator("#alerts")).to_contain_text("DashboardCanary", timeout=30_000)
+    shot(page, "overview")
+
+    page.goto(server.url + "/jobs")
+    page.click("#submit-card summary")
+    page.fill("#f-name", "hello")
+    page.fill("#f-run", "echo hello from the dashboard")
+    page.click("#submit button[type=submit]")
+    page.wait_for_url(re.compile(r".*/jobs/\d+$"))
+    job_url = page.url
+    # The page polls: SUCCEEDED appears without a reload.
+    expect(page.locator("#job-state")).to_have_text("SUCCEEDED", timeout=30_000)
+    assert page.url == job_url
+    expect(page.locator("#log")).to_contain_text("hello from the dashboard")
+    shot(page, "job")
+
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {server.token}"}) as api:
+        long = api.post("/v1/jobs", json={"name": "long", "run": "sleep 600"}).json()["id"]
+    page.goto(f"{server.url}/jobs/{long}")
+    expect(page.locator("#job-state")).to_have_text("RUNNING", timeout=30_000)
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#cancel")
+    expect(page.locator("#job-state")).to_have_text("CANCELLED", timeout=30_000)
+
+    page.goto(server.url + "/jobs")
+    expect(page.locator("#jobs tbody tr")).to_have_count(2)
+    page.fill("#filter", "hello")
+    expect(page.locator("#jobs tbody tr")).to_have_count(1)
+    page.fill("#filter", "")
+    shot(page, "jobs")
+    page.close()
+
+
+def test_a_viewer_sees_but_cannot_submit_or_cancel(browser: Any, server: AidcServer) -> None:
+    from playwright.sync_api import expect
+
+    admin = {"Authorization": f"Bearer {server.token}"}
+    with httpx.Client(base_url=server.url, headers=admin) as api:
+        api.post("/v1/users", json={"name": "vera", "role": "viewer"}).raise_for_status()
+        token = api.post("/v1/tokens", json={"user": "vera"}).json()["token"]
+        job = api.post("/v1/jobs", json={"name": "watched", "run": "sleep 600"}).json()["id"]
+    page = sign_in(browser, server, token)
+    page.goto(server.url + "/jobs")
+    expect(page.locator(f"#jobs a[href='/jobs/{job}']")).to_be_visible()
+    assert page.locator("#submit").count() == 0
+    page.goto(f"{server.url}/jobs/{job}")
+    expect(page.locator("#job-state")).not_to_be_empty()
+    assert page.locator("#cancel").count() == 0
+    # The API refuses it too, whatever the page shows: a write with the cookie and the dashboard's header.
+    refused = page.evaluate(
+        """async (id) => (await fetch(`/v1/jobs/${id}/cancel`,
+               {method: "POST", headers: {"X-Aidc-Dashboard": "1"}})).status""",
+        job,
+    )
+    assert refused == 403
+    page.close()
+
+
+def test_a_wrong_token_stays_on_the_sign_in_page(browser: Any, server: AidcServer) -> None:
+    page = browser.new_page()
+    page.goto(server.url + "/login")
+    page.fill("#token", "aidc_nothing_that_signs_in")
+    page.click("button[type=submit]")
+    assert page.locator(".error").inner_text() != ""
+    assert page.url.endswith("/login")
+    shot(page, "login")
+    page.close()
