@@ -67,6 +67,7 @@ bench: $(DEV_STAMP)
 	$(BIN)/python bench/gateway.py --chat
 	$(BIN)/python bench/energy_meter.py
 	$(BIN)/python bench/plan_capacity.py
+	$(BIN)/python bench/dashboard.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

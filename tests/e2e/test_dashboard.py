@@ -54,6 +54,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AidcServer]:
     rules.write_text(RULES)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AIDC_ALERT_EVERY", "1")
+        mp.setenv("AIDC_ENERGY_EVERY", "1")
         srv = AidcServer(data_dir=root / "data", extra_args=["--alert-rules", str(rules)]).start()
     try:
         yield srv
@@ -146,6 +147,28 @@ def test_a_viewer_sees_but_cannot_submit_or_cancel(browser: Any, server: AidcSer
         job,
     )
     assert refused == 403
+    page.close()
+
+
+def test_the_other_pages_show_live_data(browser: Any, server: AidcServer) -> None:
+    from playwright.sync_api import expect
+
+    admin = {"Authorization": f"Bearer {server.token}"}
+    serve = {"name": "chat", "kind": "serve", "run": "sleep 600", "serve": {"models": ["chat-model"], "replicas": 0}}
+    with httpx.Client(base_url=server.url, headers=admin) as api:
+        api.post("/v1/deployments", json=serve).raise_for_status()
+    page = sign_in(browser, server, server.token)
+    checks = {
+        "queues": ("#queue-table tbody", "default"),
+        "alerts": ("#alerts-now tbody", "DashboardCanary"),
+        "models": ("#deployments tbody", "chat-model"),
+        "energy": ("#energy tbody", "total"),
+    }
+    for name, (where, text) in checks.items():
+        page.goto(f"{server.url}/{name}")
+        expect(page.locator(f"nav a[href='/{name}']")).to_have_attribute("aria-current", "page")
+        expect(page.locator(where)).to_contain_text(text, timeout=30_000)
+        shot(page, name)
     page.close()
 
 

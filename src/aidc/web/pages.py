@@ -124,3 +124,28 @@ async def job(job_id: JobId, request: Request, services: ServicesDep) -> Respons
     if principal is None:
         return RedirectResponse("/login", status_code=303)
     return _page("job.html", principal, page="jobs", job_id=job_id)
+
+
+# Read-only pages, one frame each; the script fills them from the API.
+SIMPLE_PAGES = {
+    "queues": ("queues.html", "Queues and teams"),
+    "alerts": ("alerts.html", "Alerts"),
+    "models": ("models.html", "Models"),
+    "energy": ("energy.html", "Energy"),
+}
+
+
+def _simple(page: str) -> Any:
+    template, _ = SIMPLE_PAGES[page]
+
+    async def show(request: Request, services: ServicesDep) -> Response:
+        principal = await _principal(request, services)
+        if principal is None:
+            return RedirectResponse("/login", status_code=303)
+        return _page(template, principal, page=page)
+
+    return show
+
+
+for _name in SIMPLE_PAGES:
+    router.add_api_route(f"/{_name}", _simple(_name), methods=["GET"], include_in_schema=False)

@@ -195,9 +195,61 @@ function cancelButton(id) {
   });
 }
 
+// ------------------------------------------------------------------------------- read-only pages
+const num = (v, digits = 1) => (v === null || v === undefined ? "-" : Number(v).toLocaleString(undefined, { maximumFractionDigits: digits }));
+const labels = (l) => Object.entries(l).filter(([k]) => k !== "alertname" && k !== "severity").map(([k, v]) => `${k}=${v}`).join(" ");
+
+async function queuesPage() {
+  const queues = await api("/v1/queues");
+  document.querySelector("#queue-table tbody").replaceChildren(...queues.body.map((q) => row([
+    q.name, q.team, q.cohort, q.quota && q.quota.gpus !== null && q.quota.gpus !== undefined ? q.quota.gpus : "no limit",
+    num(q.in_use.gpus, 2), num(q.borrowed.gpus, 2), num(q.lent.gpus, 2), q.running, q.pending, num(q.share, 3),
+  ])));
+}
+
+async function alertsPage() {
+  const [now, history] = await Promise.all([api("/v1/alerts"), api("/v1/alerts/history?since=7d&limit=500")]);
+  document.querySelector("#alerts-now tbody").replaceChildren(...now.body.map((a) => row([
+    a.name, a.state, a.severity, labels(a.labels), a.annotations.summary || "", when(a.active_at),
+  ])));
+  document.querySelector("#alerts-history tbody").replaceChildren(...history.body.map((e) => row([
+    when(e.at), e.name, e.state, e.severity, labels(e.labels),
+  ])));
+}
+
+async function modelsPage() {
+  const [deployments, usage] = await Promise.all([api("/v1/deployments"), api("/v1/usage?by=team&since=30d")]);
+  document.querySelector("#deployments tbody").replaceChildren(...deployments.body.map((d) => row([
+    d.name, d.models.join(", "), d.team, d.version, `${d.ready_replicas} of ${d.replicas}`, d.policy,
+    d.rollout ? `${d.rollout.state || ""} v${d.rollout.version || ""}` : "-",
+  ])));
+  document.querySelector("#usage tbody").replaceChildren(...usage.body.map((u) => row([
+    u.key || "(none)", u.requests, u.prompt_tokens, u.completion_tokens,
+  ])));
+}
+
+async function energyPage() {
+  const report = await api("/v1/energy?by=team&since=30d");
+  const r = report.body;
+  const note = [`PUE ${r.pue}`];
+  if (!r.priced) note.push("no price configured");
+  if (!r.carbon) note.push("no grid intensity configured");
+  document.getElementById("energy-note").textContent = note.join(" · ");
+  const money = (v) => (v === null ? "-" : `${v >= 0.01 || v === 0 ? num(v, 2) : v.toPrecision(2)} ${r.currency}`);
+  const energy = (kwh) => (kwh >= 1000 ? `${num(kwh / 1000, 2)} MWh` : kwh >= 1 ? `${num(kwh, 2)} kWh` : `${Number((kwh * 1000).toPrecision(3))} Wh`);
+  const source = (x) => (!x.estimate ? "measured" : x.estimated_kwh >= 0.995 * x.it_kwh ? "estimate" : `${Math.round(100 * x.estimated_kwh / x.it_kwh)}% estimate`);
+  document.querySelector("#energy tbody").replaceChildren(...[...r.rows, r.total].map((x) => row([
+    x.key === null ? "(unallocated)" : x.key, num(x.gpu_hours), energy(x.it_kwh), energy(x.facility_kwh),
+    money(x.cost), x.carbon_kg === null ? "-" : num(x.carbon_kg, 3), source(x),
+  ])));
+}
+
+const PAGES = { queues: queuesPage, alerts: alertsPage, models: modelsPage, energy: energyPage };
+
 document.addEventListener("DOMContentLoaded", () => {
   const page = document.body.dataset.page;
   if (page === "overview") every(overview);
+  if (PAGES[page]) every(PAGES[page]);
   const card = document.getElementById("job");
   if (card) {
     const id = card.dataset.jobId;
