@@ -92,6 +92,8 @@ def test_an_operator_signs_in_submits_watches_reads_and_cancels(browser: Any, se
     assert bare[0] == 403
     assert "X-Aidc-Dashboard" in bare[1]
     expect(page.locator("#nodes-up")).to_have_text(re.compile(r"\d+ of \d+"))
+    expect(page.locator("#power")).to_have_text(re.compile(r"\d+\.\d kW"), timeout=30_000)  # the energy meter's
+    expect(page.locator("#power-budget")).to_have_text("no budget set")
     expect(page.locator("#alerts")).to_contain_text("DashboardCanary", timeout=30_000)
     shot(page, "overview")
 
@@ -110,6 +112,18 @@ def test_an_operator_signs_in_submits_watches_reads_and_cancels(browser: Any, se
 
     with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {server.token}"}) as api:
         long = api.post("/v1/jobs", json={"name": "long", "run": "sleep 600"}).json()["id"]
+    # A spec pasted as YAML, as `aidc submit` reads it; a bad one is refused naming the field.
+    page.goto(server.url + "/jobs")
+    page.click("#submit-card summary")
+    page.fill("#f-yaml", "name: pasted\nresources: {gpus: -1}\nrun: 'true'\n")
+    page.click("#submit-yaml button[type=submit]")
+    expect(page.locator("#yaml-error")).to_contain_text("resources.gpus")
+    page.fill("#f-yaml", "name: pasted\nrun: echo pasted spec ran\n")
+    page.click("#submit-yaml button[type=submit]")
+    page.wait_for_url(re.compile(r".*/jobs/\d+$"))
+    expect(page.locator("#job-state")).to_have_text("SUCCEEDED", timeout=30_000)
+    expect(page.locator("#log")).to_contain_text("pasted spec ran")
+
     page.goto(f"{server.url}/jobs/{long}")
     expect(page.locator("#job-state")).to_have_text("RUNNING", timeout=30_000)
     page.once("dialog", lambda dialog: dialog.accept())
@@ -117,7 +131,7 @@ def test_an_operator_signs_in_submits_watches_reads_and_cancels(browser: Any, se
     expect(page.locator("#job-state")).to_have_text("CANCELLED", timeout=30_000)
 
     page.goto(server.url + "/jobs")
-    expect(page.locator("#jobs tbody tr")).to_have_count(2)
+    expect(page.locator("#jobs tbody tr")).to_have_count(3)
     page.fill("#filter", "hello")
     expect(page.locator("#jobs tbody tr")).to_have_count(1)
     page.fill("#filter", "")

@@ -12,15 +12,17 @@ from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs
 
+import yaml
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
 from aidc import __version__
-from aidc.api.deps import SESSION_COOKIE, JobId, ServicesDep, cookie_authorization
-from aidc.domain.errors import AidcError
+from aidc.api.deps import SESSION_COOKIE, JobId, PrincipalDep, ServicesDep, cookie_authorization
+from aidc.domain.errors import AidcError, FieldProblem, InvalidInput
+from aidc.domain.jobs import JobSpec
 from aidc.security.rbac import Action, Principal, teams_allowed
 from aidc.services.bundle import Services
 
@@ -116,6 +118,21 @@ async def jobs(request: Request, services: ServicesDep) -> Response:
     if principal is None:
         return RedirectResponse("/login", status_code=303)
     return _page("jobs.html", principal, page="jobs")
+
+
+@router.post("/jobs/yaml")
+async def submit_yaml(request: Request, services: ServicesDep, principal: PrincipalDep) -> Response:
+    """A job spec pasted as YAML (what `aidc submit FILE` reads), for the dashboard's form: signed in and
+    refused like `POST /v1/jobs` (by cookie, only with the dashboard's header)."""
+    try:
+        data = yaml.safe_load((await request.body()).decode("utf-8", errors="replace"))
+    except yaml.YAMLError as exc:
+        raise InvalidInput([FieldProblem("yaml", f"not valid YAML: {exc}")]) from None
+    if not isinstance(data, dict):
+        raise InvalidInput([FieldProblem("yaml", "must be a job spec: a mapping with name, run and resources")])
+    spec = JobSpec.model_validate(data)
+    job = await run_in_threadpool(services.jobs.submit, principal, spec)
+    return JSONResponse({"id": job.id}, status_code=201)
 
 
 @router.get("/jobs/{job_id}")

@@ -8,7 +8,7 @@ async function api(path, options = {}) {
   const init = { credentials: "same-origin", ...options, headers: { ...(options.headers || {}) } };
   if (init.method && init.method !== "GET") {
     init.headers["X-Aidc-Dashboard"] = "1"; // writes by cookie must say they come from the dashboard
-    if (init.body !== undefined) init.headers["Content-Type"] = "application/json";
+    if (init.body !== undefined && !init.headers["Content-Type"]) init.headers["Content-Type"] = "application/json";
   }
   const response = await fetch(path, init);
   if (response.status === 401) {
@@ -81,6 +81,7 @@ async function overview() {
   document.getElementById("jobs-running").textContent = queues.body.reduce((s, q) => s + q.running, 0);
   document.getElementById("jobs-pending").textContent = queues.body.reduce((s, q) => s + q.pending, 0);
   document.getElementById("alerts-firing").textContent = alerts.body.length;
+  await power();
 
   const heatmap = document.getElementById("heatmap");
   heatmap.replaceChildren(...nodes.body.map((n) => {
@@ -107,6 +108,19 @@ async function overview() {
   }) : [el("li", "Nothing is firing.", { class: "none" })]));
 }
 
+async function latest(name) {
+  const found = await api(`/v1/metrics/query?name=${name}&since=10m&step=1m`);
+  const points = found.body.series.flatMap((s) => s.points);
+  return points.length ? points[points.length - 1][1] : null;
+}
+
+async function power() {
+  const [watts, budget] = await Promise.all([latest("aidc_site_power_watts"), latest("aidc_site_power_budget_watts")]);
+  document.getElementById("power").textContent = watts === null ? "-" : `${(watts / 1000).toFixed(1)} kW`;
+  document.getElementById("power-budget").textContent = budget === null
+    ? "no budget set" : `of ${(budget / 1000).toFixed(1)} kW budget (${Math.round(100 * (watts || 0) / budget)}%)`;
+}
+
 // ------------------------------------------------------------------------------------------------ jobs
 let jobRows = [];
 
@@ -127,7 +141,25 @@ async function jobs() {
   drawJobs();
 }
 
+function submitYaml() {
+  const form = document.getElementById("submit-yaml");
+  if (!form) return;
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const error = document.getElementById("yaml-error");
+    error.textContent = "";
+    try {
+      const made = await api("/jobs/yaml", { method: "POST", body: document.getElementById("f-yaml").value,
+                                             headers: { "Content-Type": "application/yaml" } });
+      window.location.assign(`/jobs/${made.body.id}`);
+    } catch (err) {
+      error.textContent = err.message;
+    }
+  });
+}
+
 function submitForm() {
+  submitYaml();
   const form = document.getElementById("submit");
   if (!form) return;
   form.addEventListener("submit", async (event) => {
