@@ -20,7 +20,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
 from aidc import __version__
-from aidc.api.deps import SESSION_COOKIE, JobId, PrincipalDep, ServicesDep, cookie_authorization
+from aidc.api.deps import SESSION_COOKIE, JobId, PrincipalDep, ServicesDep, cookie_authorization, get_principal
 from aidc.domain.errors import AidcError, FieldProblem, InvalidInput
 from aidc.domain.jobs import JobSpec
 from aidc.security.rbac import Action, Principal, teams_allowed
@@ -46,10 +46,7 @@ async def _principal(request: Request, services: Services) -> Principal | None:
         authorization = cookie_authorization(request)
         if authorization is None:
             return None
-        client = request.client.host if request.client else None
-        return services.auth.cached(authorization, client) or await run_in_threadpool(
-            services.auth.authenticate, authorization, client, getattr(request.state, "request_id", None)
-        )
+        return await get_principal(request, services, authorization)  # the API's own sign-in
     except AidcError:
         return None
 
