@@ -28,6 +28,22 @@ groups:
         labels: {severity: warning}
         annotations: {summary: "always firing: the browser test's canary"}
 """
+# A GPU node beside this host's: no GPU can run here, so its dcgm-exporter readings are posted as its agent
+# would post them (a stand-in for the hardware, not for aidc).
+CLUSTER = """\
+nodes:
+  - {name: gpu-a, cpus: 64, memory: 512GiB, gpus: 2, gpu_model: H100, backend: slurm}
+"""
+
+
+def post_gpu_readings(server: AidcServer, utilization: list[float], temperature: list[float]) -> None:
+    def family(name: str, values: list[float]) -> dict[str, Any]:
+        labels = [{"gpu": str(i), "UUID": f"GPU-a-{i}", "Hostname": "gpu-a", "modelName": "H100"} for i in range(2)]
+        return {"name": name, "type": "gauge", "samples": [[lab, v] for lab, v in zip(labels, values, strict=True)]}
+
+    body = {"families": [family("DCGM_FI_DEV_GPU_UTIL", utilization), family("DCGM_FI_DEV_GPU_TEMP", temperature)]}
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {server.token}"}) as api:
+        api.post("/v1/nodes/gpu-a/heartbeat", json=body).raise_for_status()
 
 
 @pytest.fixture(scope="module")
@@ -52,10 +68,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AidcServer]:
     root = tmp_path_factory.mktemp("dashboard")
     rules = root / "rules.yaml"
     rules.write_text(RULES)
+    cluster = root / "cluster.yaml"
+    cluster.write_text(CLUSTER)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AIDC_ALERT_EVERY", "1")
         mp.setenv("AIDC_ENERGY_EVERY", "1")
-        srv = AidcServer(data_dir=root / "data", extra_args=["--alert-rules", str(rules)]).start()
+        mp.setenv("AIDC_METRICS_INTERVAL", "1")
+        args = ["--alert-rules", str(rules), "--cluster", str(cluster)]
+        srv = AidcServer(data_dir=root / "data", extra_args=args).start()
     try:
         yield srv
     finally:
@@ -95,7 +115,21 @@ def test_an_operator_signs_in_submits_watches_reads_and_cancels(browser: Any, se
     expect(page.locator("#power")).to_have_text(re.compile(r"\d+\.\d kW"), timeout=30_000)  # the energy meter's
     expect(page.locator("#power-budget")).to_have_text("no budget set")
     expect(page.locator("#alerts")).to_contain_text("DashboardCanary", timeout=30_000)
+    expect(page.locator("#allocation-ratio")).to_have_text(re.compile(r"\d+% allocated"))
     shot(page, "overview")
+    # The heat map coloured by what the GPUs report: each cell writes its value (never colour alone).
+    post_gpu_readings(server, utilization=[73, 5], temperature=[61, 38])
+    page.select_option("#colour-by", "utilization")
+    expect(page.locator("#heatmap .gpu[aria-label^='gpu-a GPU 0']")).to_have_text("73%")
+    expect(page.locator("#heatmap .gpu[aria-label^='gpu-a GPU 1']")).to_have_attribute(
+        "aria-label", re.compile(r"utilization 5%, free")
+    )
+    expect(page.locator("#legend-scale")).to_be_visible()
+    shot(page, "overview-utilization")
+    page.select_option("#colour-by", "temperature")
+    expect(page.locator("#heatmap .gpu[aria-label^='gpu-a GPU 0']")).to_have_text("61°C")
+    page.select_option("#colour-by", "allocation")
+    expect(page.locator("#heatmap .gpu[aria-label^='gpu-a GPU 0']")).to_have_text("0")
 
     page.goto(server.url + "/jobs")
     page.click("#submit-card summary")
@@ -126,6 +160,12 @@ def test_an_operator_signs_in_submits_watches_reads_and_cancels(browser: Any, se
 
     page.goto(f"{server.url}/jobs/{long}")
     expect(page.locator("#job-state")).to_have_text("RUNNING", timeout=30_000)
+    expect(page.locator("#spec")).to_contain_text('"sleep 600"')
+    # Its CPU use is sampled every second and its energy accounted by the meter: both appear without a reload.
+    expect(page.locator("#cpu-chart svg.chart path[d^='M']")).to_have_count(1, timeout=30_000)
+    expect(page.locator("#gpu-chart")).to_contain_text("holds no GPUs")
+    expect(page.locator("#energy tbody")).to_contain_text("estimate", timeout=30_000)
+    shot(page, "job-running")
     page.once("dialog", lambda dialog: dialog.accept())
     page.click("#cancel")
     expect(page.locator("#job-state")).to_have_text("CANCELLED", timeout=30_000)
@@ -176,13 +216,25 @@ def test_the_other_pages_show_live_data(browser: Any, server: AidcServer) -> Non
         "queues": ("#queue-table tbody", "default"),
         "alerts": ("#alerts-now tbody", "DashboardCanary"),
         "models": ("#deployments tbody", "chat-model"),
-        "energy": ("#energy tbody", "total"),
+        "energy": ("#energy tbody", "Total"),
     }
     for name, (where, text) in checks.items():
         page.goto(f"{server.url}/{name}")
         expect(page.locator(f"nav a[href='/{name}']")).to_have_attribute("aria-current", "page")
         expect(page.locator(where)).to_contain_text(text, timeout=30_000)
         shot(page, name)
+    # Over time: the fair share and GPUs per queue (sampled every metrics interval), energy hour by hour.
+    page.goto(f"{server.url}/queues")
+    expect(page.locator("#share-chart svg.chart")).to_have_attribute(
+        "aria-label", re.compile("default"), timeout=30_000
+    )
+    expect(page.locator("#gpus-chart svg.chart")).to_be_visible()
+    shot(page, "queues")
+    page.goto(f"{server.url}/energy")
+    expect(page.locator("#energy-chart svg.chart")).to_be_visible(timeout=30_000)
+    page.select_option("#by", "node")
+    expect(page.locator("#group-h")).to_have_text("Node")
+    shot(page, "energy")
     page.close()
 
 

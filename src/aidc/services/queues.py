@@ -21,6 +21,8 @@ from aidc.security.rbac import Action, Principal
 from aidc.services.audit_log import AuditLog
 from aidc.services.authz import Guard
 from aidc.services.snapshots import load_state
+from aidc.telemetry import names
+from aidc.telemetry.series import Family
 
 UsageSource = Callable[[datetime], Mapping[str, UsageVector]]
 
@@ -68,6 +70,7 @@ class QueueService:
         self._audit = audit
         self._half_life = half_life
         self._usage = usage
+        self._sampled: list[QueueUsage] = []  # the standing at the telemetry thread's last sample
 
     def create(self, principal: Principal, queue: Queue) -> Queue:
         self._guard.check(principal, Action.QUEUE_WRITE, queue.team, target=f"queue/{queue.name}")
@@ -100,9 +103,24 @@ class QueueService:
             uow.commit()
         return written
 
-    def list(self, principal: Principal) -> list[QueueUsage]:
-        """Every queue, for anyone who may read queues: quotas and use are not secrets between teams."""
-        self._guard.check(principal, Action.QUEUE_READ, target="queues")
+    def sample(self) -> None:
+        """Take the queues' standing now, for `families` (the telemetry thread calls both, so the fair share
+        has a history the dashboard and Prometheus can plot)."""
+        self._sampled = self._standings()
+
+    def families(self) -> list[Family]:
+        sampled = self._sampled
+
+        def gauge(series: names.SeriesName, value: Callable[[QueueUsage], float]) -> Family:
+            return Family(series.name, series.help, "gauge", [({"queue": u.queue.name}, value(u)) for u in sampled])
+
+        return [
+            gauge(names.QUEUE_FAIR_SHARE, lambda u: u.share),
+            gauge(names.QUEUE_GPUS_IN_USE, lambda u: u.in_use.gpus),
+            gauge(names.QUEUE_GPUS_BORROWED, lambda u: u.borrowed.gpus),
+        ]
+
+    def _standings(self) -> list[QueueUsage]:
         now = self._clock.now()
         with self._store.unit_of_work(read_only=True) as uow:
             state = load_state(uow, self._backend_name)
@@ -136,6 +154,11 @@ class QueueService:
                 )
             )
         return out
+
+    def list(self, principal: Principal) -> list[QueueUsage]:
+        """Every queue, for anyone who may read queues: quotas and use are not secrets between teams."""
+        self._guard.check(principal, Action.QUEUE_READ, target="queues")
+        return self._standings()
 
 
 def gpu_model_finder(nodes: Iterable[Node]) -> Callable[[Allocation], str | None]:

@@ -168,6 +168,16 @@ SITE_POWER_BUDGET = SeriesName("aidc_site_power_budget_watts", "gauge", "The sit
 QUEUE_PENDING_JOBS = SeriesName("aidc_queue_pending_jobs", "gauge", "Jobs waiting in the queue.", ("queue",))
 QUEUE_PENDING_GPUS = SeriesName("aidc_queue_pending_gpus", "gauge", "GPUs the waiting jobs ask for.", ("queue",))
 QUEUE_RUNNING_JOBS = SeriesName("aidc_queue_running_jobs", "gauge", "Jobs of the queue running now.", ("queue",))
+QUEUE_FAIR_SHARE = SeriesName(
+    "aidc_queue_fair_share",
+    "gauge",
+    "Fair-share standing: the weighted dominant share (decayed past use plus use now); lower goes first.",
+    ("queue",),
+)
+QUEUE_GPUS_IN_USE = SeriesName("aidc_queue_gpus_in_use", "gauge", "GPUs held by the queue's running jobs.", ("queue",))
+QUEUE_GPUS_BORROWED = SeriesName(
+    "aidc_queue_gpus_borrowed", "gauge", "GPUs the queue holds above its quota, lent by its cohort.", ("queue",)
+)
 QUEUE_WAIT = SeriesName("aidc_queue_wait_seconds", "histogram", "Time from submit (or requeue) to start.", ("queue",))
 QUEUE_WAIT_SLO = SeriesName(
     "aidc_queue_wait_slo_seconds", "gauge", "The queue's p95 queueing-time objective.", ("queue",)

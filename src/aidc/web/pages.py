@@ -53,7 +53,8 @@ async def _principal(request: Request, services: Services) -> Principal | None:
 
 def _page(name: str, principal: Principal, **context: Any) -> HTMLResponse:
     may_submit = teams_allowed(principal, Action.JOB_SUBMIT) != frozenset()
-    return _render(name, user=principal.name, may_submit=may_submit, **context)
+    may_operate = teams_allowed(principal, Action.NODE_WRITE) is None  # cluster-wide: silence, acknowledge
+    return _render(name, user=principal.name, may_submit=may_submit, may_operate=may_operate, **context)
 
 
 @router.get("/login")
@@ -146,6 +147,7 @@ SIMPLE_PAGES = {
     "alerts": ("alerts.html", "Alerts"),
     "models": ("models.html", "Models"),
     "energy": ("energy.html", "Energy"),
+    "simulations": ("simulations.html", "Simulations"),
 }
 
 
