@@ -87,3 +87,24 @@ def test_standing_shows_use_borrowing_lending_and_fair_share(store: SqlStore) ->
     assert 3 / 8 / 2 < research.share < 3 / 8 / 2 * 1.01
     assert sweeps.share == 0
     assert standing["default"].in_use.gpus == 0
+
+
+def test_the_standing_is_sampled_as_gauges_per_queue_for_its_history(store: SqlStore) -> None:
+    clock = Clock()
+    service = QueueService(store, clock, "local", *guard_and_audit(store, clock))
+    service.sync(LAB)
+    gpus = tuple(Gpu(index=i, uuid=f"GPU-{i}", model="NVIDIA H100 80GB HBM3", memory=80 * 2**30) for i in range(8))
+    with store.unit_of_work() as uow:
+        uow.nodes.upsert(Node(name="g1", cpus=64, memory=512 * 2**30, gpus=gpus, backend="local"))
+        uow.commit()
+    assert all(not f.samples for f in service.families())  # nothing sampled yet: no series, not zeros
+    for gpu in range(3):
+        run_gpu_job(store, "research", gpu, T0)
+    clock.time = T0 + timedelta(minutes=10)
+    service.sample()
+    families = {f.name: {labels["queue"]: v for labels, v in f.samples} for f in service.families()}
+    standing = {u.queue.name: u for u in service.list(ADMIN)}
+    assert families["aidc_queue_gpus_in_use"] == {"default": 0, "research": 3, "sweeps": 0}
+    assert families["aidc_queue_gpus_borrowed"]["research"] == 1  # 3 held against a quota of 2
+    assert families["aidc_queue_fair_share"] == {name: u.share for name, u in standing.items()}
+    assert families["aidc_queue_fair_share"]["research"] > families["aidc_queue_fair_share"]["sweeps"] == 0
