@@ -204,6 +204,29 @@ def test_a_viewer_sees_but_cannot_submit_or_cancel(browser: Any, server: AidcSer
     page.close()
 
 
+def test_a_member_sees_only_their_teams_jobs(browser: Any, server: AidcServer) -> None:
+    from playwright.sync_api import expect
+
+    admin = {"Authorization": f"Bearer {server.token}"}
+    with httpx.Client(base_url=server.url, headers=admin) as api:
+        for team in ("ml", "vision"):
+            api.post("/v1/teams", json={"name": team}).raise_for_status()
+            api.post("/v1/queues", json={"name": f"{team}-q", "team": team}).raise_for_status()
+        api.post("/v1/users", json={"name": "mia", "team": "ml", "role": "member"}).raise_for_status()
+        token = api.post("/v1/tokens", json={"user": "mia"}).json()["token"]
+        ours = api.post("/v1/jobs", json={"name": "ours", "queue": "ml-q", "run": "true"}).json()["id"]
+        theirs = api.post("/v1/jobs", json={"name": "theirs", "queue": "vision-q", "run": "true"}).json()["id"]
+    page = sign_in(browser, server, token)
+    page.goto(server.url + "/jobs")
+    expect(page.locator(f"#jobs a[href='/jobs/{ours}']")).to_be_visible()
+    expect(page.locator("#jobs tbody tr")).to_have_count(1)  # the API lists only team ml's jobs to her
+    assert page.locator("#submit").count() == 1  # a member may submit
+    page.goto(f"{server.url}/jobs/{theirs}")
+    expect(page.locator("#page-error")).to_contain_text("not found")  # as the API says: no hint it exists
+    expect(page.locator("#job-name")).to_be_empty()
+    page.close()
+
+
 def test_the_other_pages_show_live_data(browser: Any, server: AidcServer) -> None:
     from playwright.sync_api import expect
 

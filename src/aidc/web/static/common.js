@@ -63,14 +63,24 @@ function stamp() {
   if (updated) updated.textContent = `updated ${new Date().toLocaleTimeString()}`;
 }
 
+// What the API said when a page could not load (a job the user may not see: "job 7 not found"), shown until
+// the next load works.
+function problem(message) {
+  const banner = document.getElementById("page-error");
+  if (!banner) return;
+  banner.hidden = message === null;
+  banner.textContent = message === null ? "" : `Could not load this page: ${message}`;
+}
+
 // Runs fn now and again `ms` after each run ends (never two runs at once).
 export function every(fn, ms = POLL_MS) {
   const tick = async () => {
     try {
       await fn();
       stamp();
+      problem(null);
     } catch (err) {
-      if (err.message !== "signed out") console.error(err);
+      if (err.message !== "signed out") problem(err.message);
     }
     setTimeout(tick, ms);
   };
