@@ -36,12 +36,20 @@ nodes:
 """
 
 
-def post_gpu_readings(server: AidcServer, utilization: list[float], temperature: list[float]) -> None:
+def post_gpu_readings(
+    server: AidcServer, utilization: list[float], temperature: list[float], xids: list[float]
+) -> None:
     def family(name: str, values: list[float]) -> dict[str, Any]:
         labels = [{"gpu": str(i), "UUID": f"GPU-a-{i}", "Hostname": "gpu-a", "modelName": "H100"} for i in range(2)]
         return {"name": name, "type": "gauge", "samples": [[lab, v] for lab, v in zip(labels, values, strict=True)]}
 
-    body = {"families": [family("DCGM_FI_DEV_GPU_UTIL", utilization), family("DCGM_FI_DEV_GPU_TEMP", temperature)]}
+    body = {
+        "families": [
+            family("DCGM_FI_DEV_GPU_UTIL", utilization),
+            family("DCGM_FI_DEV_GPU_TEMP", temperature),
+            family("DCGM_FI_DEV_XID_ERRORS", xids),
+        ]
+    }
     with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {server.token}"}) as api:
         api.post("/v1/nodes/gpu-a/heartbeat", json=body).raise_for_status()
 
@@ -118,7 +126,7 @@ def test_an_operator_signs_in_submits_watches_reads_and_cancels(browser: Any, se
     expect(page.locator("#allocation-ratio")).to_have_text(re.compile(r"\d+% allocated"))
     shot(page, "overview")
     # The heat map coloured by what the GPUs report: each cell writes its value (never colour alone).
-    post_gpu_readings(server, utilization=[73, 5], temperature=[61, 38])
+    post_gpu_readings(server, utilization=[73, 5], temperature=[61, 38], xids=[0, 79])
     page.select_option("#colour-by", "utilization")
     expect(page.locator("#heatmap .gpu[aria-label^='gpu-a GPU 0']")).to_have_text("73%")
     expect(page.locator("#heatmap .gpu[aria-label^='gpu-a GPU 1']")).to_have_attribute(
@@ -128,6 +136,10 @@ def test_an_operator_signs_in_submits_watches_reads_and_cancels(browser: Any, se
     shot(page, "overview-utilization")
     page.select_option("#colour-by", "temperature")
     expect(page.locator("#heatmap .gpu[aria-label^='gpu-a GPU 0']")).to_have_text("61°C")
+    page.select_option("#colour-by", "health")
+    expect(page.locator("#heatmap .gpu[aria-label^='gpu-a GPU 1']")).to_have_text("XID 79")
+    expect(page.locator("#heatmap .gpu[aria-label^='gpu-a GPU 0']")).to_have_text("ok")
+    expect(page.locator("#legend-health")).to_be_visible()
     page.select_option("#colour-by", "allocation")
     expect(page.locator("#heatmap .gpu[aria-label^='gpu-a GPU 0']")).to_have_text("0")
 

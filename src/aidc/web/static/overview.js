@@ -14,6 +14,9 @@ function shade(fraction) {
 const MEASURES = {
   utilization: { metric: "DCGM_FI_DEV_GPU_UTIL", text: (v) => `${Math.round(v)}%`, scale: (v) => v / 100, label: "utilization" },
   temperature: { metric: "DCGM_FI_DEV_GPU_TEMP", text: (v) => `${Math.round(v)}°C`, scale: (v) => (v - 30) / 60, label: "temperature" },
+  // dcgm-exporter's last XID (0: none in the last 5 minutes): a category, not a scale.
+  health: { metric: "DCGM_FI_DEV_XID_ERRORS", text: (v) => (v > 0 ? `XID ${Math.round(v)}` : "ok"), label: "health",
+            style: (v) => (v > 0 ? { background: "#D55E00", color: "#ffffff" } : { background: "#e3f1fa", color: "#1b1b1b" }) },
 };
 
 // GPU readings keyed "host/index" (dcgm-exporter's Hostname and gpu labels; aidc agents use the node's name).
@@ -55,7 +58,7 @@ function heatmap(nodes, measure, readings) {
       }
       const label = `${n.name} GPU ${g.index} (${g.model}): ${measure.label} ${measure.text(value)}, ${held}`;
       const cell = el("span", measure.text(value), { class: `gpu measured${g.allocated ? " held" : ""}`, title: label, "aria-label": label });
-      const { background, color } = shade(measure.scale(value));
+      const { background, color } = measure.style ? measure.style(value) : shade(measure.scale(value));
       cell.style.background = background;
       cell.style.color = color;
       group.appendChild(cell);
@@ -93,8 +96,9 @@ async function overview() {
   const [readings] = await Promise.all([measure ? gpuReadings(measure.metric) : new Map(), power()]);
   heatmap(nodes.body, measure, readings);
   document.getElementById("legend-allocation").hidden = Boolean(measure);
-  document.getElementById("legend-scale").hidden = !measure;
-  if (measure) document.getElementById("legend-scale-label").textContent = measure === MEASURES.utilization ? "0% to 100%" : "30°C to 90°C";
+  document.getElementById("legend-scale").hidden = !measure || Boolean(measure.style);
+  document.getElementById("legend-health").hidden = measure !== MEASURES.health;
+  if (measure && !measure.style) document.getElementById("legend-scale-label").textContent = measure === MEASURES.utilization ? "0% to 100%" : "30°C to 90°C";
 
   const tbody = document.querySelector("#queues tbody");
   tbody.replaceChildren(...queues.body.map((q) => row([q.name, q.team, q.running, q.pending, q.in_use.gpus])));
