@@ -7,7 +7,7 @@ Backends follow dstack's habit: a small required `Backend` protocol plus optiona
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +26,7 @@ from aidc.domain.nodes import Node
 from aidc.domain.power import PowerCapRecord
 from aidc.domain.queues import Queue
 from aidc.domain.serving import ByUsage, Deployment, GatewayReport, ReplicaRecord, UsageRecord, UsageTotal
+from aidc.domain.silences import AlertAck, Silence
 
 
 class Clock(Protocol):
@@ -260,6 +261,30 @@ class AlertEventRepository(Protocol):
         ...
 
 
+class SilenceRepository(Protocol):
+    def add(self, silence: Silence) -> None: ...
+
+    def get(self, silence_id: str) -> Silence | None: ...
+
+    def update_times(self, silence: Silence) -> None:
+        """Store its starts_at, ends_at and updated_at (what expiring it changes)."""
+        ...
+
+    def list(self, *, ending_after: datetime | None = None) -> builtins.list[Silence]:
+        """Newest start first; `ending_after`: only those that end later."""
+        ...
+
+
+class AlertAckRepository(Protocol):
+    def put(self, ack: AlertAck) -> None:
+        """Record `ack`, replacing an earlier one of the same fingerprint."""
+        ...
+
+    def list(self) -> builtins.list[AlertAck]: ...
+
+    def delete(self, fingerprints: Iterable[str]) -> int: ...
+
+
 class MetricHistoryRepository(Protocol):
     def write(self, rows: Sequence[MetricRow]) -> None: ...
 
@@ -363,6 +388,8 @@ class UnitOfWork(Protocol):
     artifacts: ArtifactRepository
     incidents: IncidentRepository
     alerts: AlertEventRepository
+    silences: SilenceRepository
+    alert_acks: AlertAckRepository
     metrics: MetricHistoryRepository
     serving: ServingRepository
     energy: EnergyRepository

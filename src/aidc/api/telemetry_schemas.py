@@ -20,6 +20,12 @@ class MetricQueryOut(BaseModel):
     series: list[SeriesOut]
 
 
+class AckOut(BaseModel):
+    by: str = Field(description="Who acknowledged the alert")
+    at: datetime
+    comment: str
+
+
 class AlertOut(BaseModel):
     name: str
     state: str = Field(description="pending, firing or resolved")
@@ -31,6 +37,8 @@ class AlertOut(BaseModel):
     fired_at: datetime | None = None
     resolved_at: datetime | None = None
     fingerprint: str
+    silenced_by: list[str] = Field(default_factory=list, description="Ids of the active silences that mute it")
+    acknowledged: AckOut | None = Field(None, description="Who acknowledged it while it fires")
 
 
 class AlertEventOut(BaseModel):
@@ -43,3 +51,35 @@ class AlertEventOut(BaseModel):
     value: float | None
     active_at: datetime
     fingerprint: str
+
+
+class MatcherIn(BaseModel):
+    """One label test, as in Alertmanager: `is_regex` anchors the value at both ends; `is_equal=false` negates."""
+
+    name: str = Field(min_length=1, max_length=253)
+    value: str = Field(max_length=1024)
+    is_regex: bool = False
+    is_equal: bool = True
+
+
+class SilenceCreate(BaseModel):
+    matchers: list[MatcherIn] = Field(min_length=1, max_length=32)
+    starts_at: datetime | None = Field(None, description="Default: now (a time in the past means now)")
+    ends_at: datetime | None = Field(None, description="When it ends; or give duration")
+    duration: str | None = Field(None, max_length=32, description='How long from starts_at, e.g. "2h"')
+    comment: str = Field(min_length=1, max_length=1000, description="Why (required, as in Alertmanager)")
+
+
+class SilenceOut(BaseModel):
+    id: str
+    matchers: list[MatcherIn]
+    starts_at: datetime
+    ends_at: datetime
+    created_by: str
+    comment: str
+    updated_at: datetime
+    state: str = Field(description="pending, active or expired (from the clock)")
+
+
+class AckIn(BaseModel):
+    comment: str | None = Field(None, max_length=1000)

@@ -90,6 +90,11 @@ class AidcClient:
             raise _api_error(response)
         return response
 
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One API call with the client's auth and errors (ApiError, ConnectionFailed), for the feature modules
+        beside this one (client/alerts.py)."""
+        return self._request(method, path, **kwargs)
+
     def _get(self, path: str, adapter: TypeAdapter[T], **kwargs: Any) -> T:
         return adapter.validate_json(self._request("GET", path, **kwargs).content)
 
@@ -125,6 +130,11 @@ class AidcClient:
 
     def usage(self, by: str, since: str) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = self._request("GET", "/v1/usage", params={"by": by, "since": since}).json()
+        return found
+
+    def serving_stats(self, window: str = "5m") -> list[dict[str, Any]]:
+        """Per served model over `window`: requests/s, errors, latency and time-to-first-token quantiles."""
+        found: list[dict[str, Any]] = self._request("GET", "/v1/serving/stats", params={"window": window}).json()
         return found
 
     def energy_report(self, by: str, since: str) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Engine
 
 from aidc.domain.jobs import JobSpec
 from aidc.ports import (
+    AlertAckRepository,
     AlertEventRepository,
     ArtifactRepository,
     AuditRepository,
@@ -23,6 +24,7 @@ from aidc.ports import (
     PowerCapRepository,
     QueueRepository,
     ServingRepository,
+    SilenceRepository,
     TokenRepository,
 )
 from aidc.store.artifacts import SqlArtifactRepository
@@ -45,6 +47,7 @@ from aidc.store.repositories import (
     SqlQueueRepository,
 )
 from aidc.store.serving import SqlServingRepository
+from aidc.store.silences import SqlAlertAckRepository, SqlSilenceRepository
 from aidc.store.spec_cache import DEFAULT_CAPACITY, SpecCache
 
 if TYPE_CHECKING:
@@ -69,6 +72,8 @@ class SqlUnitOfWork:
         self.artifacts: ArtifactRepository = SqlArtifactRepository(connection)
         self.incidents: IncidentRepository = SqlIncidentRepository(connection)
         self.alerts: AlertEventRepository = SqlAlertEventRepository(connection)
+        self.silences: SilenceRepository = SqlSilenceRepository(connection)
+        self.alert_acks: AlertAckRepository = SqlAlertAckRepository(connection)
         self.metrics: MetricHistoryRepository = SqlMetricHistoryRepository(connection)
         self.serving: ServingRepository = SqlServingRepository(connection)
         self.energy: EnergyRepository = SqlEnergyRepository(connection)

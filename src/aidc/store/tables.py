@@ -244,6 +244,32 @@ alert_events = Table(
     Index("ix_alert_events_at", "at"),
 )
 
+# Silences of alert notifications (Alertmanager's model); `matchers` is a JSON list of {name, value, is_regex,
+# is_equal}. Expiring one sets ends_at, so they are kept, not deleted: the history says who silenced what.
+alert_silences = Table(
+    "alert_silences",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("matchers", Text, nullable=False),
+    Column("starts_at", UtcDateTime, nullable=False),
+    Column("ends_at", UtcDateTime, nullable=False),
+    Column("created_by", String(253), nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index("ix_alert_silences_ends_at", "ends_at"),
+)
+
+# Who acknowledged a firing alert (one row per fingerprint; deleted when the alert resolves).
+alert_acks = Table(
+    "alert_acks",
+    metadata,
+    Column("fingerprint", String(16), primary_key=True),
+    Column("alertname", String(253), nullable=False),
+    Column("by", String(253), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("comment", Text, nullable=False),
+)
+
 # Downsampled history of every series (one row per series and bucket), so that a site without Prometheus
 # still has history after a restart. `series` is the canonical JSON of its labels.
 metric_history = Table(

@@ -7,7 +7,14 @@ for the bodies to send now, sends them and reports back with `mark_sent` / `mark
 Behaviour follows Alertmanager 0.25 (dispatch/dispatch.go, notify/notify.go DedupStage, webhook notifier):
 a group ticks first after group_wait, then every group_interval; at each tick it notifies when a firing
 alert is new to the receiver, when alerts resolved (send_resolved), when everything resolved, or when
-repeat_interval passed since the last notification; resolved alerts leave the group once notified."""
+repeat_interval passed since the last notification; resolved alerts leave the group once notified.
+
+Silences and acknowledgements (`mute`): a silenced alert is left out of every body, as Alertmanager's
+MuteStage does; a group whose alerts are all silenced sends nothing. While silenced, the alert is taken out
+of what the receiver was last told, so when the silence ends while it still fires the receiver hears of it at
+the group's next tick (Alertmanager does the same for an alert that began firing under the silence). Its
+resolution is sent only if the receiver was told it fired. A group whose firing alerts are all acknowledged
+is not re-sent on repeat_interval (news, a new or resolved alert, still goes out)."""
 
 from __future__ import annotations
 
@@ -235,6 +242,13 @@ class Dispatcher:
     def __init__(self, config: NotifyConfig) -> None:
         self.config = config
         self._groups: dict[str, _Group] = {}
+        self._silenced: frozenset[str] = frozenset()
+        self._acknowledged: frozenset[str] = frozenset()
+
+    def mute(self, silenced: Iterable[str], acknowledged: Iterable[str] = ()) -> None:
+        """The fingerprints silenced now, and those acknowledged (they replace the previous sets)."""
+        self._silenced = frozenset(silenced)
+        self._acknowledged = frozenset(acknowledged)
 
     def update(self, alerts: Iterable[Alert], now: float) -> None:
         """Take the rule evaluator's current alerts. Alerts are merged by fingerprint (an evaluator may
@@ -315,7 +329,9 @@ class Dispatcher:
                 group.alerts[fp] = _Tracked(ended, tracked.last_seen)
 
     def _flush(self, group: _Group, now: float) -> Notification | None:
-        alerts = sort_alerts(t.alert for t in group.alerts.values())
+        alerts = self._unmuted(group)
+        if not alerts:
+            return None  # everything silenced: as Alertmanager's pipeline, stop before deduplication
         firing = frozenset(a.fingerprint for a in alerts if a.state is AlertState.FIRING)
         resolved = frozenset(a.fingerprint for a in alerts if a.state is AlertState.RESOLVED)
         if not self._needs_update(group.sent, firing, resolved, now):
@@ -352,7 +368,29 @@ class Dispatcher:
             return bool(sent.firing)  # all resolved: say so once (then the group goes)
         if self.config.send_resolved and not resolved <= sent.resolved:
             return True
+        if firing <= self._acknowledged:
+            return False  # someone has it in hand: no reminders
         return sent.at <= now - self.config.repeat_interval
+
+    def _unmuted(self, group: _Group) -> list[Alert]:
+        """The group's alerts less the silenced ones. A silenced firing alert is forgotten by the receiver's
+        log (so its return is news); a silenced resolved one the receiver never heard fire leaves the group."""
+        told = group.sent.firing if group.sent is not None else frozenset()
+        out: list[Alert] = []
+        for alert in sort_alerts(t.alert for t in group.alerts.values()):
+            fp = alert.fingerprint
+            if fp not in self._silenced:
+                out.append(alert)
+            elif alert.state is AlertState.RESOLVED and fp in told:
+                out.append(alert)  # the receiver heard it fire: let it hear it resolve
+            elif alert.state is AlertState.FIRING and group.sent is not None and fp in told:
+                group.sent = replace(group.sent, firing=told - {fp})
+                told = group.sent.firing
+            elif alert.state is AlertState.RESOLVED:
+                del group.alerts[fp]
+        if not group.alerts:
+            del self._groups[group.key]
+        return out
 
     def _drop_resolved(self, group: _Group, resolved: frozenset[str]) -> None:
         for fp in resolved:

@@ -79,6 +79,11 @@ class WebhookNotifier:
         with self._lock:
             self.dispatcher.update(alerts, now)
 
+    def mute(self, silenced: Iterable[str], acknowledged: Iterable[str] = ()) -> None:
+        """The fingerprints silenced and acknowledged now (see Dispatcher.mute)."""
+        with self._lock:
+            self.dispatcher.mute(silenced, acknowledged)
+
     def flush(self, now: float) -> list[SendResult]:
         """Send every body due at `now`; report each."""
         with self._flushing:

@@ -14,7 +14,9 @@ from aidc.store.tables import metadata
 
 TABLES = {
     "alembic_version",
+    "alert_acks",
     "alert_events",
+    "alert_silences",
     "api_tokens",
     "artifacts",
     "attempts",
@@ -49,7 +51,7 @@ def _table_names(url: str) -> set[str]:
 def test_upgrade_creates_the_schema_at_head(database_url: str) -> None:
     assert current_revision(database_url) is None
     upgrade(database_url)
-    assert current_revision(database_url) == head_revision() == "0008"
+    assert current_revision(database_url) == head_revision() == "0009"
     assert _table_names(database_url) == TABLES
 
 

@@ -331,3 +331,72 @@ def test_failed_resolved_notice_keeps_the_resolved_alert() -> None:
     assert again.body["status"] == "resolved"
     d.mark_sent(again, T0 + 301)
     assert d.next_due() is None
+
+
+# ------------------------------------------------------------------------------- silences and acks
+
+
+def test_a_silenced_alert_is_not_sent_and_its_group_sends_nothing() -> None:
+    d = Dispatcher(NotifyConfig(group_wait=30))
+    hot = alert("0")
+    d.mute({hot.fingerprint})
+    d.update([hot], T0)
+    assert sent_all(d, T0 + 30) == []
+    assert sent_all(d, T0 + 30 + 300) == []
+
+
+def test_only_the_unsilenced_alerts_of_a_group_are_sent() -> None:
+    d = Dispatcher(NotifyConfig(group_wait=30))
+    a0, a1 = alert("0"), alert("1")
+    d.mute({a0.fingerprint})
+    d.update([a0, a1], T0)
+    (note,) = sent_all(d, T0 + 30)
+    assert [a["fingerprint"] for a in note.body["alerts"]] == [a1.fingerprint]
+
+
+def test_when_the_silence_ends_while_it_fires_the_receiver_hears_of_it() -> None:
+    cfg = NotifyConfig(group_wait=30, group_interval=300, repeat_interval=14400)
+    d = Dispatcher(cfg)
+    hot = alert("0")
+    d.update([hot], T0)
+    assert len(sent_all(d, T0 + 30)) == 1  # told before the silence
+    d.mute({hot.fingerprint})
+    d.update([hot], T0 + 300)
+    assert sent_all(d, T0 + 330) == []
+    d.mute(set())  # the silence ended (or was expired); the alert still fires
+    d.update([hot], T0 + 600)
+    (note,) = sent_all(d, T0 + 630)
+    assert note.body["status"] == "firing"
+    assert [a["fingerprint"] for a in note.body["alerts"]] == [hot.fingerprint]
+
+
+def test_a_silenced_alert_that_resolves_is_sent_resolved_only_if_it_was_told_firing() -> None:
+    d = Dispatcher(NotifyConfig(group_wait=30, group_interval=300))
+    told, untold = alert("0"), alert("1")
+    d.update([told], T0)
+    sent_all(d, T0 + 30)
+    d.mute({told.fingerprint, untold.fingerprint})
+    d.update([resolved(told, T0 + 100), untold], T0 + 100)
+    (note,) = sent_all(d, T0 + 330)
+    assert [(a["fingerprint"], a["status"]) for a in note.body["alerts"]] == [(told.fingerprint, "resolved")]
+    d.update([resolved(untold, T0 + 400)], T0 + 400)
+    assert sent_all(d, T0 + 630) == []
+    assert d.next_due() is None  # the group is gone: nothing lingers
+
+
+def test_acknowledged_alerts_are_not_repeated_but_news_still_goes_out() -> None:
+    cfg = NotifyConfig(group_wait=30, group_interval=300, repeat_interval=3600)
+    d = Dispatcher(cfg)
+    a0 = alert("0")
+    d.update([a0], T0)
+    sent_all(d, T0 + 30)
+    d.mute(set(), {a0.fingerprint})
+    d.update([a0], T0 + 3700)
+    assert sent_all(d, T0 + 3930) == []  # repeat_interval passed: acknowledged, so no reminder
+    a1 = alert("1")
+    d.update([a0, a1], T0 + 4000)
+    (note,) = sent_all(d, T0 + 4230)  # a new alert in the group is news
+    assert {a["fingerprint"] for a in note.body["alerts"]} == {a0.fingerprint, a1.fingerprint}
+    d.mute(set(), set())  # the acknowledgement ended: reminders again
+    d.update([a0, a1], T0 + 8000)
+    assert len(sent_all(d, T0 + 8130)) == 1

@@ -7,14 +7,26 @@ import time
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import PlainTextResponse, Response
 
 from aidc.api.deps import PrincipalDep, ServicesDep
 from aidc.api.responses import errors
-from aidc.api.telemetry_schemas import AlertEventOut, AlertOut, MetricQueryOut, SeriesOut
+from aidc.api.telemetry_schemas import (
+    AckIn,
+    AckOut,
+    AlertEventOut,
+    AlertOut,
+    MatcherIn,
+    MetricQueryOut,
+    SeriesOut,
+    SilenceCreate,
+    SilenceOut,
+)
 from aidc.domain.errors import FieldProblem, InvalidInput
+from aidc.domain.silences import AlertAck, Matcher, Silence, SilenceState
 from aidc.domain.units import parse_duration
+from aidc.services.alerts import AlertStatus
 from aidc.telemetry.alert import Alert
 from aidc.telemetry.exposition import CONTENT_TYPE
 from aidc.telemetry.tsdb import parse_label_filter
@@ -99,7 +111,11 @@ def query(
     return MetricQueryOut(name=name, start=start, end=end, step=width, series=series)
 
 
-def _alert_out(alert: Alert) -> AlertOut:
+def _ack_out(ack: AlertAck | None) -> AckOut | None:
+    return None if ack is None else AckOut(by=ack.by, at=ack.at, comment=ack.comment)
+
+
+def _alert_out(alert: Alert, status: AlertStatus | None = None) -> AlertOut:
     def at(t: float | None) -> datetime | None:
         return None if t is None else datetime.fromtimestamp(t, UTC)
 
@@ -115,6 +131,8 @@ def _alert_out(alert: Alert) -> AlertOut:
         fired_at=at(alert.fired_at),
         resolved_at=at(alert.resolved_at),
         fingerprint=alert.fingerprint,
+        silenced_by=list(status.silenced_by) if status else [],
+        acknowledged=_ack_out(status.acknowledged) if status else None,
     )
 
 
@@ -124,7 +142,7 @@ def alerts(
     principal: PrincipalDep,
     firing: Annotated[bool, Query(description="Only alerts that are firing")] = False,
 ) -> list[AlertOut]:
-    return [_alert_out(a) for a in services.alerts.current(principal, firing_only=firing)]
+    return [_alert_out(s.alert, s) for s in services.alerts.statuses(principal, firing_only=firing)]
 
 
 @router.get(
@@ -165,3 +183,86 @@ def rules(
     format: Annotated[str, Query(pattern="^(prometheus)$", description="Only prometheus for now")] = "prometheus",
 ) -> Response:
     return Response(services.alerts.export(principal), media_type="application/yaml")
+
+
+# ---------------------------------------------------------------------------------- silences and acks
+
+SilenceId = Annotated[str, Path(min_length=1, max_length=36, description="The silence's id (a UUID)")]
+Fingerprint = Annotated[
+    str, Path(pattern="^[0-9a-f]{16}$", description="The alert's fingerprint (16 hex digits, as Alertmanager's)")
+]
+
+
+def _utc(at: datetime | None) -> datetime | None:
+    """A time without an offset is read as UTC (comparing it with aware times would fail)."""
+    return at if at is None or at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def _silence_out(silence: Silence, now: datetime) -> SilenceOut:
+    return SilenceOut(
+        id=silence.id,
+        matchers=[
+            MatcherIn(name=m.name, value=m.value, is_regex=m.is_regex, is_equal=m.is_equal) for m in silence.matchers
+        ],
+        starts_at=silence.starts_at,
+        ends_at=silence.ends_at,
+        created_by=silence.created_by,
+        comment=silence.comment,
+        updated_at=silence.updated_at,
+        state=silence.state(now).value,
+    )
+
+
+@router.get("/v1/silences", response_model=list[SilenceOut], responses=errors(), summary="Alert silences")
+def silences(
+    services: ServicesDep,
+    principal: PrincipalDep,
+    state: Annotated[SilenceState | None, Query(description="Only those in this state now")] = None,
+) -> list[SilenceOut]:
+    now = services.alerts.now()
+    return [_silence_out(s, now) for s in services.alerts.silences(principal, state)]
+
+
+@router.post("/v1/silences", status_code=201, response_model=SilenceOut, responses=errors(), summary="Silence alerts")
+def create_silence(body: SilenceCreate, services: ServicesDep, principal: PrincipalDep) -> SilenceOut:
+    duration = None
+    if body.duration is not None:
+        try:
+            duration = parse_duration(body.duration)
+        except ValueError as exc:
+            raise InvalidInput([FieldProblem("duration", str(exc))]) from None
+    matchers = [Matcher(m.name, m.value, is_regex=m.is_regex, is_equal=m.is_equal) for m in body.matchers]
+    silence = services.alerts.create_silence(
+        principal,
+        matchers,
+        body.comment,
+        starts_at=_utc(body.starts_at),
+        ends_at=_utc(body.ends_at),
+        duration=duration,
+    )
+    return _silence_out(silence, services.alerts.now())
+
+
+@router.delete(
+    "/v1/silences/{silence_id}",
+    response_model=SilenceOut,
+    responses=errors(404, 409),
+    summary="Expire a silence now",
+)
+def expire_silence(silence_id: SilenceId, services: ServicesDep, principal: PrincipalDep) -> SilenceOut:
+    return _silence_out(services.alerts.expire_silence(principal, silence_id), services.alerts.now())
+
+
+@router.post(
+    "/v1/alerts/{fingerprint}/ack",
+    response_model=AckOut,
+    responses=errors(404),
+    summary="Acknowledge a firing alert",
+)
+def acknowledge(
+    fingerprint: Fingerprint, services: ServicesDep, principal: PrincipalDep, body: AckIn | None = None
+) -> AckOut:
+    ack = services.alerts.acknowledge(principal, fingerprint, (body.comment if body else None) or "")
+    out = _ack_out(ack)
+    assert out is not None
+    return out
