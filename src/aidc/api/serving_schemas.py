@@ -42,3 +42,30 @@ class UsageOut(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+
+
+class ModelStatsOut(BaseModel):
+    """One served model over a window, from the in-process gateway's metrics."""
+
+    model: str
+    deployment: str
+    team: str | None
+    window_seconds: float
+    requests: float = Field(description="Requests answered in the window")
+    requests_per_second: float
+    errors: float = Field(description="Requests answered with a 5xx (the gateway's own 502/503/504 included)")
+    error_ratio: float | None = Field(description="errors / requests; null without requests")
+    failed_attempts: float = Field(description="Tries at a replica that failed (some were retried and answered)")
+    latency_p50_seconds: float | None = Field(description="Request duration, median; null without requests")
+    latency_p95_seconds: float | None
+    ttft_p50_seconds: float | None = Field(description="Time to first token of streamed requests; null without any")
+    ttft_p95_seconds: float | None
+    prompt_tokens_per_second: float
+    completion_tokens_per_second: float
+    in_flight: float = Field(description="Requests in flight now, summed over replicas")
+    replicas: int = Field(description="Wanted replicas")
+    ready_replicas: int
+    history: list[tuple[float, float]] = Field(
+        default_factory=list,
+        description="With ?history=: (step end in unix seconds, requests/s in the step) per minute or more",
+    )

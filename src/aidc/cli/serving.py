@@ -1,4 +1,4 @@
-"""Serving verbs: deploy, models, scale, rollout status/promote/abort, usage."""
+"""Serving verbs: deploy, models (list, show, stats, delete), scale, rollout status/promote/abort, usage."""
 
 from __future__ import annotations
 
@@ -97,6 +97,44 @@ def show(name: Name, json_out: JsonOut = False) -> None:
         t.add_row(
             str(r["job_id"]), str(r["version"]), render.state(r["state"]), "yes" if r["ready"] else "no",
             str(r["in_flight"]), r.get("endpoint") or "",
+        )  # fmt: skip
+    render.console.print(t)
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
+
+
+@models_app.command("stats")
+def stats(
+    window: Annotated[str, typer.Option(help='The window the figures cover, e.g. "5m", "1h" (10s to 6h)')] = "5m",
+    json_out: JsonOut = False,
+) -> None:
+    """Requests/s, errors, latency and time to first token per served model, from the gateway beside `aidc up`."""
+    from aidc.domain.units import parse_duration
+
+    try:
+        parse_duration(window)
+    except ValueError as exc:
+        fail(f"--window: {exc}", EXIT_USAGE)
+    with api_errors(), config.client() as client:
+        rows = client.serving_stats(window)
+    if json_out:
+        render.print_json(rows)
+        return
+    t = render.table(
+        "MODEL", "DEPLOYMENT", "READY", "REQ/S", "ERRORS", "P50", "P95", "TTFT P50", "TTFT P95", "TOK/S IN/OUT",
+        "IN FLIGHT",
+    )  # fmt: skip
+    for r in rows:
+        errors = "-" if r["error_ratio"] is None else f"{r['error_ratio'] * 100:.1f}% ({r['errors']:.0f})"
+        t.add_row(
+            r["model"], r["deployment"], f"{r['ready_replicas']}/{r['replicas']}", f"{r['requests_per_second']:.2f}",
+            errors, _seconds(r["latency_p50_seconds"]), _seconds(r["latency_p95_seconds"]),
+            _seconds(r["ttft_p50_seconds"]), _seconds(r["ttft_p95_seconds"]),
+            f"{r['prompt_tokens_per_second']:.1f}/{r['completion_tokens_per_second']:.1f}", f"{r['in_flight']:.0f}",
         )  # fmt: skip
     render.console.print(t)
 

@@ -11,11 +11,12 @@ from collections.abc import Iterator
 
 import uvicorn
 
-from aidc.gateway.app import create_gateway_app
+from aidc.gateway.app import GatewayApp, create_gateway_app
 from aidc.gateway.config import GatewayConfig
 from aidc.gateway.limits import load_limits
 from aidc.gateway.protocol import CoalescingHttpToolsProtocol
 from aidc.gateway.store_backplane import ServingBackplane
+from aidc.gateway.telemetry_feed import LoopReader
 from aidc.ports import Store
 from aidc.services.auth import AuthService
 from aidc.settings import Settings
@@ -74,11 +75,16 @@ class GatewayRunner:
 
     def __init__(self, settings: Settings, store: Store, auth: AuthService) -> None:
         self._server = _QuietServer(server_config(settings, store, auth))
+        app = self._server.config.app
+        assert isinstance(app, GatewayApp)
+        # The control plane's telemetry reads the gateway's metrics through this (see telemetry_feed).
+        self.metrics = LoopReader(app.metrics)
         self._task: asyncio.Task[None] | None = None
         self._port = settings.gateway_port
         self._socket = bind(settings.host, settings.gateway_port or 0)
 
     async def start(self) -> None:
+        self.metrics.bind(asyncio.get_running_loop())
         self._task = asyncio.create_task(self._server.serve(sockets=[self._socket]))
         while not self._server.started:
             if self._task.done():  # uvicorn exits when it cannot bind
@@ -87,6 +93,7 @@ class GatewayRunner:
         log.info("gateway listening on port %s", self._port)
 
     async def stop(self) -> None:
+        self.metrics.unbind()
         if self._task is None:
             return
         self._server.should_exit = True

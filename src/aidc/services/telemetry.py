@@ -69,6 +69,7 @@ class _Periodic:
     every: float
     task: Callable[[], object]
     families: FamilySource
+    expose: bool = True
     last: float = float("-inf")
 
 
@@ -108,10 +109,14 @@ class TelemetryService:
         """This host's collectors (built after the service: their sink is `self.sink`)."""
         self._sampler = sampler
 
-    def add_periodic(self, name: str, every: float, task: Callable[[], object], families: FamilySource) -> None:
+    def add_periodic(
+        self, name: str, every: float, task: Callable[[], object], families: FamilySource, *, expose: bool = True
+    ) -> None:
         """Run `task` on the telemetry thread every `every` seconds (leader only, as this thread is), and serve
-        and keep what `families` returns after it: how derived series (energy) join the others."""
-        self._periodic.append(_Periodic(name, every, task, families))
+        and keep what `families` returns after it: how derived series (energy) join the others. With
+        expose=False they are kept (queryable) but not served on /metrics: a source with its own /metrics
+        (the in-process gateway) would otherwise be scraped twice."""
+        self._periodic.append(_Periodic(name, every, task, families, expose))
 
     @property
     def anomaly(self) -> AnomalyMonitor | None:
@@ -206,7 +211,8 @@ class TelemetryService:
         families.extend(self._agent_families())
         families.extend(control)
         for job in self._periodic:
-            families.extend(job.families())
+            if job.expose:
+                families.extend(job.families())
         return render(families) + self.control.exposition()
 
     def _agent_families(self) -> list[Family]:

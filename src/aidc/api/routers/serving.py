@@ -10,11 +10,12 @@ from starlette.concurrency import run_in_threadpool
 
 from aidc.api.deps import PrincipalDep, ServicesDep
 from aidc.api.responses import errors
-from aidc.api.serving_schemas import AppliedOut, DeploymentOut, ScaleIn, UsageOut
+from aidc.api.serving_schemas import AppliedOut, DeploymentOut, ModelStatsOut, ScaleIn, UsageOut
 from aidc.domain.errors import FieldProblem, InvalidInput
 from aidc.domain.jobs import NAME_PATTERN, JobSpec
 from aidc.domain.units import parse_duration
 from aidc.services.serving import DeploymentView
+from aidc.services.serving_stats import ServingStats
 
 router = APIRouter(tags=["serving"])
 _ERRORS = errors(404, 409)
@@ -127,4 +128,56 @@ def usage(
             total_tokens=t.total_tokens,
         )
         for t in services.serving.usage(principal, by, start)
+    ]
+
+
+def _seconds(field: str, text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise InvalidInput([FieldProblem(field, str(exc))]) from None
+
+
+@router.get(
+    "/v1/serving/stats",
+    response_model=list[ModelStatsOut],
+    responses=errors(),
+    summary="Requests/s, errors, latency and time to first token per served model",
+)
+def serving_stats(
+    services: ServicesDep,
+    principal: PrincipalDep,
+    window: Annotated[str, Query(description='The window the figures cover, e.g. "5m" (10s to 6h)')] = "5m",
+    history: Annotated[
+        str | None, Query(description='Also requests/s per minute over this long, e.g. "1h" (for a chart)')
+    ] = None,
+) -> list[ModelStatsOut]:
+    """Per model of each deployment the caller may read, from the in-process gateway's metrics (`aidc up`
+    with a gateway port): empty figures when no gateway runs beside this control plane."""
+    seconds = _seconds("window", window)
+    span = _seconds("history", history) if history else 0.0
+    found = ServingStats(services.serving, services.telemetry.tsdb).stats(principal, seconds, span)
+    return [
+        ModelStatsOut(
+            model=s.model,
+            deployment=s.deployment,
+            team=s.team,
+            window_seconds=s.window_seconds,
+            requests=s.requests,
+            requests_per_second=s.requests_per_second,
+            errors=s.errors,
+            error_ratio=s.error_ratio,
+            failed_attempts=s.failed_attempts,
+            latency_p50_seconds=s.latency_p50,
+            latency_p95_seconds=s.latency_p95,
+            ttft_p50_seconds=s.ttft_p50,
+            ttft_p95_seconds=s.ttft_p95,
+            prompt_tokens_per_second=s.prompt_tokens_per_second,
+            completion_tokens_per_second=s.completion_tokens_per_second,
+            in_flight=s.in_flight,
+            replicas=s.replicas,
+            ready_replicas=s.ready_replicas,
+            history=s.history,
+        )
+        for s in found
     ]
