@@ -12,7 +12,19 @@ from fastapi.openapi.utils import get_openapi
 from aidc import __version__
 from aidc.api.errors import install_error_handlers
 from aidc.api.middleware import RequestContext
-from aidc.api.routers import artifacts, audit, backups, cluster, energy, identity, jobs, meta, serving, telemetry
+from aidc.api.routers import (
+    artifacts,
+    audit,
+    backups,
+    cluster,
+    energy,
+    identity,
+    jobs,
+    meta,
+    serving,
+    simulations,
+    telemetry,
+)
 from aidc.api.schemas import ErrorOut, ProblemOut
 from aidc.services.bundle import Services
 from aidc.storage.chunks import CHUNK_SIZE
@@ -43,6 +55,7 @@ def create_app(services: Services, lifespan: Lifespan | None = None, max_body_by
     app.include_router(telemetry.router)
     app.include_router(serving.router)
     app.include_router(energy.router)
+    app.include_router(simulations.router)
     # A chunk upload is one raw chunk: its route takes that much, every other route `max_body_bytes`.
     limits = {"/v1/artifacts/chunks/": CHUNK_SIZE + 4096}
     app.add_middleware(RequestContext, max_body_bytes=max_body_bytes, limits=limits)

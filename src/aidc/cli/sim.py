@@ -35,38 +35,20 @@ def load_inputs(
 ) -> tuple[Trace, tuple[Node, ...], str]:
     """The trace, the nodes (the trace's own unless `cluster` names others) and a name for the cluster.
     Problems end the command in one line naming the option, exit 2."""
-    from aidc.sim.clusters import load_cluster
-    from aidc.sim.frag import gpu_capacity_milli
-    from aidc.sim.traces import load_trace
+    from aidc.sim.compare import InputProblem
+    from aidc.sim.compare import load_inputs as load_core
 
     if trace_name is not None and trace_file is not None:
         fail("--trace-file: give --trace or --trace-file, not both", EXIT_USAGE)
-    option = "--trace-file" if trace_file is not None else "--trace"
+    field = "trace_file" if trace_file is not None else "trace"
     source = str(trace_file) if trace_file is not None else (trace_name or "openb")
     if trace_file is not None and not trace_file.is_file():
         fail(f"--trace-file: {trace_file}: no such file", EXIT_USAGE)
     try:
-        trace = load_trace(source, trace_format)
-    except (ValueError, KeyError, OSError) as exc:
-        fail(f"{option}: {_text(exc)}", EXIT_USAGE)
-    if not any(job.num_gpus for job in trace.jobs):
-        fail(f"{option}: trace {trace.name!r} asks for no GPUs", EXIT_USAGE)
-    if cluster is None:
-        if trace.nodes is None:
-            fail(f"--cluster: trace {trace.name!r} has no node list of its own; name a cluster", EXIT_USAGE)
-        nodes, cluster_name = tuple(trace.nodes), trace.name
-    else:
-        try:
-            nodes, cluster_name = tuple(load_cluster(cluster)), cluster
-        except (ValueError, KeyError, OSError) as exc:
-            fail(f"--cluster: {_text(exc)}", EXIT_USAGE)
-    if not gpu_capacity_milli(nodes):
-        fail(f"--cluster: {cluster_name} has no GPUs on nodes that are up", EXIT_USAGE)
-    return trace, nodes, cluster_name
-
-
-def _text(exc: BaseException) -> str:
-    return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+        inputs = load_core(source, trace_format, cluster, trace_field=field)
+    except InputProblem as exc:
+        fail(f"--{exc.field.replace('_', '-')}: {exc.problem}", EXIT_USAGE)
+    return inputs.trace, inputs.nodes, inputs.cluster_name
 
 
 def parse_placements(values: Sequence[str]) -> list[PlacementConfig]:

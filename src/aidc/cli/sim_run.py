@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from aidc.domain.nodes import Node
     from aidc.domain.power import PowerSpec
     from aidc.sched.config import SchedulerConfig
+    from aidc.sim.compare import PolicyRun
     from aidc.sim.engine import CheckpointModel, FailureModel, SimResult
     from aidc.sim.workload import TraceJob
 
@@ -104,23 +105,22 @@ def compare(
     pue: PueOpt = DEFAULT_PUE,
 ) -> None:
     """Replay a trace with several ordering policies and print one table."""
-    from aidc.sched.config import OrderingPolicy
+    from aidc.sim.compare import Inputs, all_policies, label_rows
 
-    names = policies or [p.value for p in OrderingPolicy]
+    names = policies or all_policies()
     if not pue >= 1:
         fail(f"--pue: must be at least 1 (a facility draws at least what its IT does), not {pue:g}", EXIT_USAGE)
     loaded, nodes, cluster_name = load_inputs(trace, trace_file, trace_format, cluster)
+    inputs = Inputs(loaded, nodes, cluster_name)
     selected = list(loaded.jobs[:jobs] if jobs else loaded.jobs)
     configs = [(name, _config(name, placement, backfill, preemption)) for name in names]
     fail_model = parse_failures(failures, seed)
     ckpt = parse_checkpoint(checkpoint)
     power = _power(cluster)
     runs = [_simulate(name, config, selected, nodes, ckpt, fail_model, pue, power) for name, config in configs]
-    rows = [row for row, _ in runs]
-    for row in rows:
-        row.update(trace=loaded.name, cluster=cluster_name, placement=placement, backfill=backfill)
+    rows = label_rows(runs, inputs, placement, backfill)
     if report is not None:
-        _write_report(report, rows, loaded.source, [(row["policy"], result) for row, result in runs])
+        _write_report(report, rows, loaded.source, [(run.row["policy"], run.result) for run in runs])
     if as_json:
         print(json.dumps(rows[0] if len(rows) == 1 else rows, indent=2))
         return
@@ -128,20 +128,12 @@ def compare(
 
 
 def _config(policy: str, placement: str, backfill: bool, preemption: bool) -> SchedulerConfig:
-    from aidc.sched.config import OrderingPolicy, PreemptionConfig, SchedulerConfig
-    from aidc.sim.frag import parse_placement
+    from aidc.sim.compare import InputProblem, scheduler_config
 
     try:
-        order = OrderingPolicy(policy)
-    except ValueError:
-        fail(f"--policy: unknown policy {policy!r}; known: {', '.join(p.value for p in OrderingPolicy)}", EXIT_USAGE)
-    try:
-        scorers = parse_placement(placement)
-    except ValueError as exc:
-        fail(f"--placement: {exc}", EXIT_USAGE)
-    return SchedulerConfig(
-        policy=order, placement=scorers, backfill=backfill, preemption=PreemptionConfig(enabled=preemption)
-    )
+        return scheduler_config(policy, placement, backfill, preemption)
+    except InputProblem as exc:
+        fail(f"--{exc.field}: {exc.problem}", EXIT_USAGE)
 
 
 def _pairs(option: str, text: str, known: Sequence[str]) -> dict[str, str]:
@@ -224,20 +216,17 @@ def _simulate(
     failures: FailureModel | None,
     pue: float = DEFAULT_PUE,
     power: PowerSpec | None = None,
-) -> tuple[dict[str, Any], SimResult]:
-    from aidc.sim.engine import SimulationStuck, Simulator
-    from aidc.sim.metrics import measure
+) -> PolicyRun:
+    from aidc.sim.compare import PolicyStuck, simulate_policy
 
-    began = time.perf_counter()
     with _progress(f"{name}", len(jobs)) as update:
         try:
-            result = Simulator(
-                jobs, nodes, config, checkpoint=checkpoint, failures=failures, progress=update, power=power
-            ).run()
-        except SimulationStuck as exc:
-            fail(f"{name}: {exc}")
-    metrics = measure(result, pue=pue).as_dict()
-    return {"policy": name, **metrics, "wall_s": time.perf_counter() - began}, result
+            return simulate_policy(
+                name, config, jobs, nodes, time.perf_counter,
+                checkpoint=checkpoint, failures=failures, pue=pue, power=power, progress=update,
+            )  # fmt: skip
+        except PolicyStuck as exc:
+            fail(str(exc))
 
 
 class _progress:
@@ -306,45 +295,17 @@ def _kwh(value: float) -> str:
 
 
 def _energy_note(row: dict[str, Any]) -> str:
-    """What the energy column counts, and the GPU models it leaves out."""
-    note = (
-        f"kWh: GPU energy (allocated GPUs at TDP, idle ones at estimated idle watts, from the GPU catalog) "
-        f"x PUE {row['pue']:g}"
-    )
-    unknown = row["unknown_gpu_models"]
-    if unknown:
-        note += f"; GPU models not in the catalog, left out: {', '.join(unknown)}"
-    return note
+    from aidc.sim.compare import energy_note
+
+    return energy_note(row)
 
 
 def _write_report(
     directory: Path, rows: list[dict[str, Any]], source: str, runs: Sequence[tuple[str, SimResult]]
 ) -> None:
-    from aidc.cli.sim_run_plots import ALLOCATION_PLOT, JCT_PLOT, plot_runs
+    from aidc.reports.sim_compare import write_compare_report
 
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        plotted = plot_runs(directory, runs)
-        (directory / "metrics.json").write_text(json.dumps(rows, indent=2) + "\n")
-        lines = ["# Simulation", "", f"Trace `{rows[0]['trace']}` on cluster `{rows[0]['cluster']}`.", ""]
-        lines += [
-            "| policy | mean JCT s | p95 JCT s | mean queue s | queue SLO met | makespan s | GPU allocation "
-            "| stranded GPUs | energy kWh |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-        ]
-        for r in rows:
-            lines.append(
-                f"| {r['policy']} | {r['mean_jct_s']:.0f} | {r['p95_jct_s']:.0f} | {r['mean_queue_s']:.0f} "
-                f"| {r['slo_met_share'] * 100:.1f}% (<= {r['slo_s']:g} s) | {r['makespan_s']:.0f} "
-                f"| {r['gpu_allocation_ratio'] * 100:.1f}% | {r['stranded_gpu_share'] * 100:.1f}% "
-                f"| {r['energy_kwh']:,.1f} |"
-            )
-        lines += ["", _energy_note(rows[0]) + ".", ""]
-        if plotted:
-            lines += [f"![GPU allocation over time]({ALLOCATION_PLOT})", "", f"![JCT CDF]({JCT_PLOT})", ""]
-        else:
-            lines += ["No plots: matplotlib is not installed (pip install 'aidc[sim]').", ""]
-        lines += [f"Trace: {source}", ""]
-        (directory / "report.md").write_text("\n".join(lines))
+        write_compare_report(directory, rows, source, runs)
     except OSError as exc:
         fail(f"--report: {exc}", EXIT_USAGE)

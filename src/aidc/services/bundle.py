@@ -16,6 +16,7 @@ from aidc.services.jobs import JobService
 from aidc.services.nodes import NodeService
 from aidc.services.queues import QueueService
 from aidc.services.serving import DeploymentService
+from aidc.services.simulations import SimulationService
 from aidc.services.telemetry import TelemetryService
 
 
@@ -33,4 +34,5 @@ class Services:
     alerts: AlertService
     serving: DeploymentService
     energy: EnergyService
+    simulations: SimulationService
     ready: Callable[[], tuple[bool, dict[str, str]]]  # (ready?, details: role, leader, why not) for /readyz
