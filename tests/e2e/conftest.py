@@ -2,10 +2,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.e2e import browser as chromium
 from tests.e2e.server import AidcServer
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One headless Chromium for every dashboard test of the session (see tests/e2e/browser.py)."""
+    yield from chromium.launch()
 
 
 @pytest.fixture

@@ -6,19 +6,15 @@ and no cancel button. Screenshots of each page go to build/screenshots/ (CI keep
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.e2e.browser import shot, sign_in
 from tests.e2e.server import AidcServer
-from tests.fixtures.common import unavailable
 
-CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
 RULES = """\
 groups:
   - name: dashboard-test
@@ -55,23 +51,6 @@ def post_gpu_readings(
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("playwright is not installed (pip install -e '.[dev]')")
-    if not CHROMIUM.exists() and shutil.which("chromium") is None:
-        unavailable("Debian's chromium is not installed (scripts/install-test-deps.sh installs it)")
-    executable = str(CHROMIUM) if CHROMIUM.exists() else str(shutil.which("chromium"))
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=executable, headless=True, args=["--no-sandbox"])
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
-@pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AidcServer]:
     root = tmp_path_factory.mktemp("dashboard")
     rules = root / "rules.yaml"
@@ -89,21 +68,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AidcServer]:
     finally:
         srv.stop()
         srv.reap_jobs()
-
-
-def sign_in(browser: Any, server: AidcServer, token: str) -> Any:
-    page = browser.new_page(viewport={"width": 1400, "height": 900})
-    page.goto(server.url + "/")
-    assert page.url.endswith("/login")  # not signed in: the sign-in page
-    page.fill("#token", token)
-    page.click("button[type=submit]")
-    page.wait_for_url(server.url + "/")
-    return page
-
-
-def shot(page: Any, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
 def test_an_operator_signs_in_submits_watches_reads_and_cancels(browser: Any, server: AidcServer) -> None:
@@ -278,7 +242,7 @@ def test_a_wrong_token_stays_on_the_sign_in_page(browser: Any, server: AidcServe
     page.goto(server.url + "/login")
     page.fill("#token", "aidc_nothing_that_signs_in")
     page.click("button[type=submit]")
-    assert page.locator(".error").inner_text() != ""
+    assert page.locator(".card .error").inner_text() != ""
     assert page.url.endswith("/login")
     shot(page, "login")
     page.close()

@@ -96,6 +96,19 @@ RULES: dict[tuple[str, str], Rule | None] = {  # None: public, no token needed
     ("GET", "/v1/alerts"): Rule(READERS),
     ("GET", "/v1/alerts/history"): Rule(READERS),
     ("GET", "/v1/alerts/rules"): Rule(READERS),
+    ("GET", "/v1/silences"): Rule(READERS),
+    ("POST", "/v1/silences"): Rule(
+        everyone({"admin": A, "operator": A}, default=D),
+        body=lambda role: {"matchers": [{"name": "alertname", "value": f"M-{role}"}], "duration": "1h", "comment": "x"},
+    ),
+    ("DELETE", "/v1/silences/{silence_id}"): Rule(
+        everyone({"admin": A, "operator": A}, default=D), path=lambda ids: "/v1/silences/nope", allowed_404="silence"
+    ),
+    ("POST", "/v1/alerts/{fingerprint}/ack"): Rule(
+        everyone({"admin": A, "operator": A}, default=D),
+        path=lambda ids: "/v1/alerts/0123456789abcdef/ack",
+        allowed_404="firing alert",
+    ),
     ("POST", "/v1/queues"): Rule(
         everyone({"admin": A, "operator": A}, default=D), body=lambda role: {"name": f"q-{role.replace('_', '-')}"}
     ),
@@ -169,12 +182,29 @@ RULES: dict[tuple[str, str], Rule | None] = {  # None: public, no token needed
         WRITERS_OF_ML, path=lambda ids: "/v1/deployments/doomed", allowed_404="doomed"
     ),
     ("GET", "/v1/usage"): Rule(READERS),
+    ("GET", "/v1/serving/stats"): Rule(READERS),  # as GET /v1/deployments: a member sees its team's models
     ("GET", "/v1/energy"): Rule(READERS),
     ("GET", "/v1/jobs/{job_id}/energy"): Rule(
         everyone({"inference": D, "other_team": H}), path=lambda ids: f"/v1/jobs/{ids['job']}/energy"
     ),
     ("GET", "/v1/audit"): Rule(everyone({"admin": A, "operator": A}, default=D)),
     ("POST", "/v1/audit/verify"): Rule(everyone({"admin": A, "operator": A}, default=D)),
+    # Simulations: every reader reads them; starting one needs job.submit in some team (a member of any team).
+    ("GET", "/v1/traces"): Rule(READERS),
+    ("POST", "/v1/simulations"): Rule(
+        everyone({"viewer": D, "inference": D}),
+        body=lambda role: {"trace": "synthetic:jobs=20,gpus=8", "policies": ["fifo"]},
+    ),
+    ("GET", "/v1/simulations"): Rule(READERS),
+    ("GET", "/v1/simulations/{run_id}"): Rule(
+        READERS, path=lambda ids: "/v1/simulations/20000101-000000-000000", allowed_404="simulation"
+    ),
+    ("GET", "/v1/simulations/{run_id}/report"): Rule(
+        READERS, path=lambda ids: "/v1/simulations/20000101-000000-000000/report", allowed_404="simulation"
+    ),
+    ("GET", "/v1/simulations/{run_id}/plots/{name}"): Rule(
+        READERS, path=lambda ids: "/v1/simulations/20000101-000000-000000/plots/jct_cdf.png", allowed_404="simulation"
+    ),
 }
 
 

@@ -51,6 +51,7 @@ from aidc.services.jobs import JobService
 from aidc.services.nodes import LemonPolicy, NodeService
 from aidc.services.queues import QueueService
 from aidc.services.serving import DeploymentService
+from aidc.services.simulations import SimulationService
 from aidc.settings import Settings
 from aidc.storage.crypto import load_key
 from aidc.store.engine import sqlite_is_memory
@@ -195,6 +196,7 @@ def build(settings: Settings) -> ControlPlane:
         usage=loop.history.usage_at,
     )
     queues.sync(sched_config.queues)  # declared queues are created or updated; others are left alone
+    telemetry.add_periodic("queue standing", settings.metrics_interval, queues.sample, queues.families)
     max_age = max(10.0, settings.schedule_interval * 10)
 
     def ready() -> tuple[bool, dict[str, str]]:
@@ -243,6 +245,7 @@ def build(settings: Settings) -> ControlPlane:
         alerts=alerts,
         queues=queues,
         nodes=nodes,
+        simulations=SimulationService(data_dir, clock, guard, audit_log),  # `sim compare` runs, in a worker process
         ready=ready,
     )
 
@@ -251,6 +254,8 @@ def build(settings: Settings) -> ControlPlane:
         from aidc.server.gateway_plan import GatewayRunner
 
         gateway = GatewayRunner(settings, store, auth)
+        # Its requests, latencies and tokens, queryable through /v1/metrics/query and /v1/serving/stats.
+        telemetry.add_periodic("gateway", 0.0, _nothing, gateway.metrics.families, expose=False)
 
     leading = threading.Lock()  # start_leading (the election's thread) against shutdown (uvicorn's)
     started: list[str] = []
@@ -305,6 +310,7 @@ def build(settings: Settings) -> ControlPlane:
             election.release()
             keeper.close()
             services.jobs.close()
+            services.simulations.stop()
             backend.close()
             store.close()
 
@@ -314,6 +320,10 @@ def build(settings: Settings) -> ControlPlane:
     return ControlPlane(
         app=app, loop=loop, store=store, backend=backend, election=election, admin_token_file=token_file
     )
+
+
+def _nothing() -> None:
+    """A periodic source with no work of its own: its families are read as they are."""
 
 
 def _leadership(url: str, instance: str, lease: float, data_dir: Path) -> Leadership:
