@@ -21,7 +21,8 @@ from aidc.domain.errors import FieldProblem, InvalidInput
 from aidc.security.rbac import Principal
 from aidc.services.serving import DeploymentService, DeploymentView
 from aidc.telemetry import names
-from aidc.telemetry.quantile import histogram_quantile, parse_le, step_increases
+from aidc.telemetry.promql.histogram import bucket_quantile, parse_bound
+from aidc.telemetry.quantile import step_increases
 from aidc.telemetry.series import Labels, Matcher, label_value
 from aidc.telemetry.tsdb import LATEST_WINDOW, MemoryTSDB
 
@@ -102,10 +103,10 @@ class ServingStats:
             errors=errors,
             error_ratio=errors / total if total > 0 else None,
             failed_attempts=sum(self._increases(names.GATEWAY_ERRORS.name, by_model, start, now).values()),
-            latency_p50=_finite(histogram_quantile(0.5, duration)),
-            latency_p95=_finite(histogram_quantile(0.95, duration)),
-            ttft_p50=_finite(histogram_quantile(0.5, ttft)),
-            ttft_p95=_finite(histogram_quantile(0.95, ttft)),
+            latency_p50=_finite(bucket_quantile(0.5, duration)),
+            latency_p95=_finite(bucket_quantile(0.95, duration)),
+            ttft_p50=_finite(bucket_quantile(0.5, ttft)),
+            ttft_p95=_finite(bucket_quantile(0.95, ttft)),
             prompt_tokens_per_second=_by_kind(tokens, "prompt") / window,
             completion_tokens_per_second=_by_kind(tokens, "completion") / window,
             in_flight=in_flight,
@@ -134,10 +135,9 @@ class ServingStats:
         """(upper bound, increase) per `le` of a histogram over [start, end]."""
         out = []
         for labels, increase in self._increases(f"{histogram}_bucket", matchers, start, end).items():
-            try:
-                out.append((parse_le(label_value(labels, "le")), increase))
-            except ValueError:
-                continue  # not a bucket series
+            bound = parse_bound(label_value(labels, "le"))
+            if bound is not None:  # else not a bucket series
+                out.append((bound, increase))
         return out
 
     def _history(self, matchers: Sequence[Matcher], now: float, span: float) -> list[tuple[float, float]]:

@@ -40,6 +40,14 @@ def run_gpu_job(store: SqlStore, queue: str, gpu: int, started: datetime) -> int
     return job.id
 
 
+def add_gpu_node(store: SqlStore) -> None:
+    """Node g1: 8 H100s."""
+    gpus = tuple(Gpu(index=i, uuid=f"GPU-{i}", model="NVIDIA H100 80GB HBM3", memory=80 * 2**30) for i in range(8))
+    with store.unit_of_work() as uow:
+        uow.nodes.upsert(Node(name="g1", cpus=64, memory=512 * 2**30, gpus=gpus, backend="local"))
+        uow.commit()
+
+
 def test_declared_queues_are_created_then_updated_and_others_left_alone(store: SqlStore) -> None:
     clock = Clock()
     service = QueueService(store, clock, "local", *guard_and_audit(store, clock))
@@ -61,10 +69,7 @@ def test_standing_shows_use_borrowing_lending_and_fair_share(store: SqlStore) ->
     clock = Clock()
     service = QueueService(store, clock, "local", *guard_and_audit(store, clock))
     service.sync(LAB)
-    gpus = tuple(Gpu(index=i, uuid=f"GPU-{i}", model="NVIDIA H100 80GB HBM3", memory=80 * 2**30) for i in range(8))
-    with store.unit_of_work() as uow:
-        uow.nodes.upsert(Node(name="g1", cpus=64, memory=512 * 2**30, gpus=gpus, backend="local"))
-        uow.commit()
+    add_gpu_node(store)
     for gpu in range(3):
         run_gpu_job(store, "research", gpu, T0)
     with store.unit_of_work() as uow:
@@ -93,10 +98,7 @@ def test_the_standing_is_sampled_as_gauges_per_queue_for_its_history(store: SqlS
     clock = Clock()
     service = QueueService(store, clock, "local", *guard_and_audit(store, clock))
     service.sync(LAB)
-    gpus = tuple(Gpu(index=i, uuid=f"GPU-{i}", model="NVIDIA H100 80GB HBM3", memory=80 * 2**30) for i in range(8))
-    with store.unit_of_work() as uow:
-        uow.nodes.upsert(Node(name="g1", cpus=64, memory=512 * 2**30, gpus=gpus, backend="local"))
-        uow.commit()
+    add_gpu_node(store)
     assert all(not f.samples for f in service.families())  # nothing sampled yet: no series, not zeros
     for gpu in range(3):
         run_gpu_job(store, "research", gpu, T0)

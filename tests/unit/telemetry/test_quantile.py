@@ -1,4 +1,5 @@
-"""histogram_quantile and counter increases against worked examples and Prometheus' documented edge cases."""
+"""histogram_quantile (the PromQL engine's bucket_quantile, as the serving stats use it) and counter increases
+against worked examples and Prometheus' documented edge cases."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import math
 
 import pytest
 
-from aidc.telemetry.quantile import counter_increase, histogram_quantile, parse_le, step_increases
+from aidc.telemetry.promql.histogram import bucket_quantile as histogram_quantile
+from aidc.telemetry.promql.histogram import parse_bound
+from aidc.telemetry.quantile import counter_increase, step_increases
 
 INF = math.inf
 # 100 observations: 10 at most 0.1 s, 60 more up to 0.5 s, 25 more up to 1 s, 5 above 1 s.
@@ -70,11 +73,10 @@ def test_q0_with_an_empty_lowest_bucket_is_nan_as_in_prometheus() -> None:
     assert math.isnan(histogram_quantile(0.0, [(0.1, 0.0), (1.0, 4.0), (INF, 4.0)]))
 
 
-def test_parse_le_reads_prometheus_spellings() -> None:
-    assert parse_le("+Inf") == INF
-    assert parse_le("0.25") == 0.25
-    with pytest.raises(ValueError, match="fast"):
-        parse_le("fast")
+def test_parse_bound_reads_prometheus_spellings() -> None:
+    assert parse_bound("+Inf") == INF
+    assert parse_bound("0.25") == 0.25
+    assert parse_bound("fast") is None
 
 
 def test_counter_increase_counts_resets_and_skips_staleness() -> None:

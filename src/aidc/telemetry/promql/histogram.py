@@ -32,7 +32,7 @@ def bucket_quantile(q: float, buckets: list[tuple[float, float]]) -> float:
     if q > 1:
         return math.inf
     buckets = sorted(buckets, key=lambda b: b[0])
-    if not math.isinf(buckets[-1][0]) or buckets[-1][0] < 0:
+    if not buckets or not math.isinf(buckets[-1][0]) or buckets[-1][0] < 0:
         return math.nan
     merged: list[list[float]] = []  # buckets with the same bound (e.g. "1" and "1.0") count together
     for bound, count in buckets:
@@ -64,6 +64,8 @@ def bucket_quantile(q: float, buckets: list[tuple[float, float]]) -> float:
         start = merged[b - 1][0]
         count -= merged[b - 1][1]
         rank -= merged[b - 1][1]
+    if count == 0:  # q == 0 with an empty lowest bucket: Go's 0/0, NaN in Prometheus too
+        return math.nan
     return start + (end - start) * (rank / count)
 
 
