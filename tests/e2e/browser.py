@@ -14,6 +14,7 @@ from tests.fixtures.common import unavailable
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
+_ERRORS: dict[int, list[str]] = {}  # console errors per page (by id), recorded from sign-in on
 
 
 def launch() -> Iterator[Any]:
@@ -36,6 +37,10 @@ def launch() -> Iterator[Any]:
 def sign_in(browser: Any, server: AidcServer, token: str, then: str = "/") -> Any:
     """A new page signed in with `token` (through the sign-in form), at `then`."""
     page = browser.new_page(viewport={"width": 1400, "height": 900})
+    errors: list[str] = []
+    _ERRORS[id(page)] = errors
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(server.url + "/")
     assert page.url.endswith("/login")  # not signed in: the sign-in page
     page.fill("#token", token)
@@ -44,6 +49,12 @@ def sign_in(browser: Any, server: AidcServer, token: str, then: str = "/") -> An
     if then != "/":
         page.goto(server.url + then)
     return page
+
+
+def console_errors(page: Any) -> list[str]:
+    """What the page's console reported as errors since sign-in (CSP refusals and script errors show here).
+    A cancelled or refused API call that the page handled is not one (the page shows it instead)."""
+    return [e for e in _ERRORS.get(id(page), []) if "Failed to load resource" not in e]
 
 
 def shot(page: Any, name: str) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.browser import shot, sign_in
+from tests.e2e.browser import console_errors, shot, sign_in
 from tests.e2e.server import AidcServer
 
 RULES = """\
@@ -90,7 +90,9 @@ def test_an_operator_signs_in_submits_watches_reads_and_cancels(browser: Any, se
     expect(page.locator("#allocation-ratio")).to_have_text(re.compile(r"\d+% allocated"))
     shot(page, "overview")
     # The heat map coloured by what the GPUs report: each cell writes its value (never colour alone).
-    post_gpu_readings(server, utilization=[73, 5], temperature=[61, 38], xids=[0, 79])
+    post_gpu_readings(
+        server, utilization=[73, 5], temperature=[61, 38], xids=[0, 13]
+    )  # 13: an application fault; 79 would cordon the node
     page.select_option("#colour-by", "utilization")
     expect(page.locator("#heatmap .gpu[aria-label^='gpu-a GPU 0']")).to_have_text("73%")
     expect(page.locator("#heatmap .gpu[aria-label^='gpu-a GPU 1']")).to_have_attribute(
@@ -101,7 +103,7 @@ def test_an_operator_signs_in_submits_watches_reads_and_cancels(browser: Any, se
     page.select_option("#colour-by", "temperature")
     expect(page.locator("#heatmap .gpu[aria-label^='gpu-a GPU 0']")).to_have_text("61°C")
     page.select_option("#colour-by", "health")
-    expect(page.locator("#heatmap .gpu[aria-label^='gpu-a GPU 1']")).to_have_text("XID 79")
+    expect(page.locator("#heatmap .gpu[aria-label^='gpu-a GPU 1']")).to_have_text("XID 13")
     expect(page.locator("#heatmap .gpu[aria-label^='gpu-a GPU 0']")).to_have_text("ok")
     expect(page.locator("#legend-health")).to_be_visible()
     page.select_option("#colour-by", "allocation")
@@ -146,6 +148,7 @@ def test_an_operator_signs_in_submits_watches_reads_and_cancels(browser: Any, se
     page.click("#cancel")
     expect(page.locator("#job-state")).to_have_text("CANCELLED", timeout=30_000)
 
+    assert console_errors(page) == []  # nothing refused by the page's CSP, no script error
     page.goto(server.url + "/jobs")
     expect(page.locator("#jobs tbody tr")).to_have_count(3)
     page.fill("#filter", "hello")
@@ -239,7 +242,9 @@ def test_the_other_pages_show_live_data(browser: Any, server: AidcServer) -> Non
 
 def test_a_wrong_token_stays_on_the_sign_in_page(browser: Any, server: AidcServer) -> None:
     page = browser.new_page()
-    page.goto(server.url + "/login")
+    response = page.goto(server.url + "/login")
+    assert "default-src 'self'" in response.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
     page.fill("#token", "aidc_nothing_that_signs_in")
     page.click("button[type=submit]")
     assert page.locator(".card .error").inner_text() != ""
