@@ -90,9 +90,8 @@ def test_an_operator_signs_in_submits_watches_reads_and_cancels(browser: Any, se
     expect(page.locator("#allocation-ratio")).to_have_text(re.compile(r"\d+% allocated"))
     shot(page, "overview")
     # The heat map coloured by what the GPUs report: each cell writes its value (never colour alone).
-    post_gpu_readings(
-        server, utilization=[73, 5], temperature=[61, 38], xids=[0, 13]
-    )  # 13: an application fault; 79 would cordon the node
+    # XID 13 is an application's fault; 79 (fallen off the bus) would rightly cordon the node.
+    post_gpu_readings(server, utilization=[73, 5], temperature=[61, 38], xids=[0, 13])
     page.select_option("#colour-by", "utilization")
     expect(page.locator("#heatmap .gpu[aria-label^='gpu-a GPU 0']")).to_have_text("73%")
     expect(page.locator("#heatmap .gpu[aria-label^='gpu-a GPU 1']")).to_have_attribute(
