@@ -68,7 +68,7 @@ def main() -> None:
                     renders, floors = [], []
                     for _ in range(args.rounds):
                         page.goto(server.url + path)
-                        page.wait_for_function(ready.format(jobs=args.jobs), timeout=30_000)
+                        page.wait_for_function("() => " + ready.format(jobs=args.jobs), timeout=30_000)
                         renders.append(page.evaluate("performance.now()"))
                         floors.append(
                             page.evaluate(

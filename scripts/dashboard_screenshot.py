@@ -52,6 +52,7 @@ def readings(node: str, rng: random.Random) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("docs/images/dashboard-overview.png"))
+    parser.add_argument("--size", default="1400x860", help="Viewport WIDTHxHEIGHT (e.g. 3840x2160 for a wall screen)")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -78,13 +79,14 @@ def main() -> None:
             time.sleep(20)  # the alert rule's first evaluations and the energy meter's first minute
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=["--no-sandbox"])
-                page = browser.new_page(viewport={"width": 1400, "height": 860})
+                width, height = (int(v) for v in args.size.split("x"))
+                page = browser.new_page(viewport={"width": width, "height": height})
                 page.goto(server.url + "/login")
                 page.fill("#token", server.token)
                 page.click("button[type=submit]")
                 page.wait_for_url(server.url + "/")
                 page.select_option("#colour-by", "utilization")
-                page.wait_for_function("document.querySelectorAll('#heatmap .gpu.measured').length > 0")
+                page.wait_for_function("() => document.querySelectorAll('#heatmap .gpu.measured').length > 0")
                 page.wait_for_timeout(2500)
                 args.out.parent.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(args.out), full_page=False)
