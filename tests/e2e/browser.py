@@ -1,5 +1,5 @@
 """The dashboard's browser tests share this: Debian's Chromium driven headless by Playwright (one browser per
-test session; each test opens its own pages), signing in with a token, and screenshots in build/screenshots/
+test module; each test opens its own pages), signing in with a token, and screenshots in build/screenshots/
 (CI keeps them as artifacts)."""
 
 from __future__ import annotations

@@ -10,9 +10,11 @@ from tests.e2e import browser as chromium
 from tests.e2e.server import AidcServer
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One headless Chromium for every dashboard test of the session (see tests/e2e/browser.py)."""
+    """A headless Chromium for one module's dashboard tests (see tests/e2e/browser.py). Not for the session:
+    Playwright's sync API keeps an asyncio loop running on the main thread while it is open, and every later
+    test that calls asyncio.run() would fail."""
     yield from chromium.launch()
 
 
