@@ -253,6 +253,8 @@ class _progress:
 
 
 def _print_table(rows: list[dict[str, Any]], trace: str, cluster: str, jobs: int, source: str) -> None:
+    from aidc.sim.compare import energy_note
+
     render.console.print(f"trace {trace} ({jobs:,} jobs) on cluster {cluster}")
     t = render.table(
         "POLICY",
@@ -283,7 +285,7 @@ def _print_table(rows: list[dict[str, Any]], trace: str, cluster: str, jobs: int
         )
     render.console.print(t)
     render.console.print("STRANDED: share of the GPUs left free while jobs that ask for GPUs waited (fragmentation)")
-    render.console.print(_energy_note(rows[0]))
+    render.console.print(energy_note(rows[0]))
     render.console.print(f"Trace: {source}")
 
 
@@ -292,12 +294,6 @@ def _kwh(value: float) -> str:
     if value < 10:
         return f"{value:.2f}"
     return f"{value:.1f}" if value < 1000 else f"{value:,.0f}"
-
-
-def _energy_note(row: dict[str, Any]) -> str:
-    from aidc.sim.compare import energy_note
-
-    return energy_note(row)
 
 
 def _write_report(

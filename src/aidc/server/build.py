@@ -137,7 +137,7 @@ def build(settings: Settings) -> ControlPlane:
     telemetry = build_telemetry(
         settings, store, clock, guard, control_metrics, host, local.running_attempts if local else lambda: []
     )
-    alerts = build_alerts(settings, store, clock, guard, nodes, telemetry)
+    alerts = build_alerts(settings, store, clock, guard, audit_log, nodes, telemetry)
     if cluster.power.caps:
         build_power_caps(cluster.power, store, clock, telemetry, host if local is not None else None, settings)
     keeper = CheckpointKeeper(store, artifacts)
@@ -255,7 +255,7 @@ def build(settings: Settings) -> ControlPlane:
 
         gateway = GatewayRunner(settings, store, auth)
         # Its requests, latencies and tokens, queryable through /v1/metrics/query and /v1/serving/stats.
-        telemetry.add_periodic("gateway", 0.0, _nothing, gateway.metrics.families, expose=False)
+        telemetry.add_periodic("gateway", 0.0, None, gateway.metrics.families, expose=False)
 
     leading = threading.Lock()  # start_leading (the election's thread) against shutdown (uvicorn's)
     started: list[str] = []
@@ -320,10 +320,6 @@ def build(settings: Settings) -> ControlPlane:
     return ControlPlane(
         app=app, loop=loop, store=store, backend=backend, election=election, admin_token_file=token_file
     )
-
-
-def _nothing() -> None:
-    """A periodic source with no work of its own: its families are read as they are."""
 
 
 def _leadership(url: str, instance: str, lease: float, data_dir: Path) -> Leadership:

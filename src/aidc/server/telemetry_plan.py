@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from aidc.ports import Clock, Store
 from aidc.services.alerts import AlertService
+from aidc.services.audit_log import AuditLog
 from aidc.services.authz import Guard
 from aidc.services.control_metrics import ControlMetrics
 from aidc.services.nodes import NodeService
@@ -99,7 +100,13 @@ def rule_groups(settings: Settings) -> list[RuleGroup]:
 
 
 def build_alerts(
-    settings: Settings, store: Store, clock: Clock, guard: Guard, nodes: NodeService, telemetry: TelemetryService
+    settings: Settings,
+    store: Store,
+    clock: Clock,
+    guard: Guard,
+    audit: AuditLog,
+    nodes: NodeService,
+    telemetry: TelemetryService,
 ) -> AlertService:
     groups = rule_groups(settings)
     scheme = "https" if settings.tls_cert else "http"
@@ -126,4 +133,5 @@ def build_alerts(
         notifier=notifier,
         every=settings.alert_every,
         before_evaluate=telemetry.tick,
+        audit=audit,
     )

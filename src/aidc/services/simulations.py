@@ -157,10 +157,7 @@ class SimulationService:
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 log.warning("simulation %s: unreadable, left out: %s", folder.name, exc)
                 continue
-            if run.state not in FINAL:
-                run = self._save(replace(run, state=INTERRUPTED, finished_at=self._clock.now(),
-                                         error="the control plane stopped before this run finished"))  # fmt: skip
-            self._runs[run.id] = run
+            self._runs[run.id] = run if run.state in FINAL else self._interrupted(run)
 
     def stop(self) -> None:
         """Stop the worker thread and the run in progress (it becomes interrupted)."""
@@ -174,8 +171,12 @@ class SimulationService:
         with self._lock:
             for run in list(self._runs.values()):
                 if run.state not in FINAL:
-                    self._runs[run.id] = self._save(replace(run, state=INTERRUPTED, finished_at=self._clock.now(),
-                                       error="the control plane stopped before this run finished"))  # fmt: skip
+                    self._runs[run.id] = self._interrupted(run)
+
+    def _interrupted(self, run: Simulation) -> Simulation:
+        """A run a stop (or a crash, seen at the next start) cut off, saved as such."""
+        error = "the control plane stopped before this run finished"
+        return self._save(replace(run, state=INTERRUPTED, finished_at=self._clock.now(), error=error))
 
     def _ensure_worker(self) -> None:
         if self._thread is None:

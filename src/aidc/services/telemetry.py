@@ -67,7 +67,7 @@ FamilySource = Callable[[], list[Family]]
 class _Periodic:
     name: str
     every: float
-    task: Callable[[], object]
+    task: Callable[[], object] | None  # None: the families are read as they are
     families: FamilySource
     expose: bool = True
     last: float = float("-inf")
@@ -110,10 +110,16 @@ class TelemetryService:
         self._sampler = sampler
 
     def add_periodic(
-        self, name: str, every: float, task: Callable[[], object], families: FamilySource, *, expose: bool = True
+        self,
+        name: str,
+        every: float,
+        task: Callable[[], object] | None,
+        families: FamilySource,
+        *,
+        expose: bool = True,
     ) -> None:
-        """Run `task` on the telemetry thread every `every` seconds (leader only, as this thread is), and serve
-        and keep what `families` returns after it: how derived series (energy) join the others. With
+        """Run `task` (if any) on the telemetry thread every `every` seconds (leader only, as this thread is),
+        and serve and keep what `families` returns after it: how derived series (energy) join the others. With
         expose=False they are kept (queryable) but not served on /metrics: a source with its own /metrics
         (the in-process gateway) would otherwise be scraped twice."""
         self._periodic.append(_Periodic(name, every, task, families, expose))
@@ -157,7 +163,8 @@ class TelemetryService:
             if now - job.last >= job.every:
                 job.last = now
                 try:
-                    job.task()
+                    if job.task is not None:
+                        job.task()
                 except Exception:  # one failing task must not stop the others, nor the tick
                     log.exception("%s failed", job.name)
                 self.tsdb.ingest(now, job.families(), f"{CONTROL_SOURCE}:{job.name}")

@@ -11,18 +11,7 @@ had before the window (`baseline`), 0 for a counter created inside it."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
-
-
-def counter_increase(values: Iterable[float], baseline: float = 0.0) -> float:
-    """How much a counter went up over `values` (oldest first), starting from `baseline`; resets counted."""
-    total, previous = 0.0, baseline
-    for value in values:
-        if math.isnan(value):  # a staleness marker: the series paused, its next value continues the counter
-            continue
-        total += value - previous if value >= previous else value
-        previous = value
-    return total
+from collections.abc import Sequence
 
 
 def step_increases(

@@ -9,7 +9,7 @@ import pytest
 
 from aidc.telemetry.promql.histogram import bucket_quantile as histogram_quantile
 from aidc.telemetry.promql.histogram import parse_bound
-from aidc.telemetry.quantile import counter_increase, step_increases
+from aidc.telemetry.quantile import step_increases
 
 INF = math.inf
 # 100 observations: 10 at most 0.1 s, 60 more up to 0.5 s, 25 more up to 1 s, 5 above 1 s.
@@ -79,12 +79,18 @@ def test_parse_bound_reads_prometheus_spellings() -> None:
     assert parse_bound("fast") is None
 
 
-def test_counter_increase_counts_resets_and_skips_staleness() -> None:
-    assert counter_increase([5.0, 7.0, 12.0], baseline=5.0) == 7.0
+def increase(values: list[float], baseline: float) -> float:
+    """The counter's increase over one step holding all of `values` (at t = 1, 2, ...)."""
+    points = [(float(t), v) for t, v in enumerate(values, start=1)]
+    return sum(step_increases(points, baseline, 0.0, float(len(values) or 1), float(len(values) or 1)))
+
+
+def test_a_counter_increase_counts_resets_and_skips_staleness() -> None:
+    assert increase([5.0, 7.0, 12.0], baseline=5.0) == 7.0
     # 10 -> 14 (+4), reset to 3 (+3: it restarted from 0), 3 -> 6 (+3)
-    assert counter_increase([14.0, 3.0, 6.0], baseline=10.0) == 10.0
-    assert counter_increase([4.0, math.nan, 9.0], baseline=0.0) == 9.0
-    assert counter_increase([], baseline=3.0) == 0.0
+    assert increase([14.0, 3.0, 6.0], baseline=10.0) == 10.0
+    assert increase([4.0, math.nan, 9.0], baseline=0.0) == 9.0
+    assert increase([], baseline=3.0) == 0.0
 
 
 def test_step_increases_puts_each_rise_in_its_step() -> None:

@@ -52,6 +52,12 @@ export function stateBadge(state) {
 
 export const num = (v, digits = 1) => (v === null || v === undefined ? "-" : Number(v).toLocaleString(undefined, { maximumFractionDigits: digits }));
 
+// An amount of money in the site's currency, with the digits that matter for small energy bills.
+export function money(value, currency) {
+  if (value === null) return "-";
+  return `${value >= 0.01 || value === 0 ? num(value, 2) : value.toPrecision(2)} ${currency}`;
+}
+
 export function energy(kwh) {
   if (kwh >= 1000) return `${num(kwh / 1000, 2)} MWh`;
   if (kwh >= 1) return `${num(kwh, 2)} kWh`;
@@ -87,13 +93,14 @@ export function every(fn, ms = POLL_MS) {
   tick();
 }
 
-// The latest value of each series of a metric (from the embedded TSDB and its history), keyed by a label.
-export async function latestBy(name, label, since = "10m") {
+// The latest value of each series of a metric (from the embedded TSDB and its history), keyed by
+// `keyOf(labels)` ("" for all: a metric with one series).
+export async function latestBy(name, keyOf = () => "", since = "10m") {
   const found = await api(`/v1/metrics/query?name=${encodeURIComponent(name)}&since=${since}&step=30s`);
   const out = new Map();
   for (const s of found.body.series) {
     const points = s.points.filter(([, v]) => v !== null && Number.isFinite(v));
-    if (points.length) out.set(label ? s.labels[label] : "", points[points.length - 1][1]);
+    if (points.length) out.set(keyOf(s.labels), points[points.length - 1][1]);
   }
   return out;
 }

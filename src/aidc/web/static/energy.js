@@ -1,5 +1,5 @@
 // Energy, cost and carbon by team (or queue, user, node) over a period, and facility energy hour by hour.
-import { api, energy, every, lineChart, num, row } from "./common.js";
+import { api, energy, every, lineChart, money, num, row } from "./common.js";
 
 const byField = document.getElementById("by");
 const sinceField = document.getElementById("since");
@@ -14,11 +14,10 @@ async function energyPage() {
   if (!r.carbon) note.push("no grid intensity configured");
   document.getElementById("energy-note").textContent = note.join(" · ");
   document.getElementById("group-h").textContent = by[0].toUpperCase() + by.slice(1);
-  const money = (v) => (v === null ? "-" : `${v >= 0.01 || v === 0 ? num(v, 2) : v.toPrecision(2)} ${r.currency}`);
   const source = (x) => (!x.estimate ? "measured" : x.estimated_kwh >= 0.995 * x.it_kwh ? "estimate" : `${Math.round(100 * x.estimated_kwh / x.it_kwh)}% estimate`);
   document.querySelector("#energy tbody").replaceChildren(...[...r.rows, r.total].map((x, i) => row([
     i === r.rows.length ? "Total" : x.key === null ? "(unallocated)" : x.key, num(x.gpu_hours), energy(x.it_kwh),
-    energy(x.facility_kwh), money(x.cost), x.carbon_kg === null ? "-" : num(x.carbon_kg, 3), source(x),
+    energy(x.facility_kwh), money(x.cost, r.currency), x.carbon_kg === null ? "-" : num(x.carbon_kg, 3), source(x),
   ])));
   // Hour by hour, one line per group (the report keeps the 8 largest and "(other)"); hours without energy are 0.
   const hours = [...new Set(r.hourly.map((h) => Date.parse(h.hour) / 1000))].sort((a, b) => a - b);

@@ -1,5 +1,5 @@
 // One job: its facts (why it waits), spec, attempts, GPU and CPU utilization, energy, and the live log tail.
-import { api, el, energy, every, lineChart, num, row, stateBadge, when } from "./common.js";
+import { api, el, energy, every, lineChart, money, num, row, stateBadge, when } from "./common.js";
 
 const FINAL = ["SUCCEEDED", "FAILED", "CANCELLED"];
 const card = document.getElementById("job");
@@ -26,9 +26,8 @@ async function utilization(j) {
 async function energyRows() {
   const found = await api(`/v1/jobs/${id}/energy`);
   const r = found.body;
-  const money = (v) => (v === null ? "-" : `${v >= 0.01 || v === 0 ? num(v, 2) : v.toPrecision(2)} ${r.currency}`);
   document.querySelector("#energy tbody").replaceChildren(...(r.attempts.length ? r.attempts.map((a) => row([
-    a.key, num(a.gpu_hours, 2), energy(a.it_kwh), energy(a.facility_kwh), money(a.cost),
+    a.key, num(a.gpu_hours, 2), energy(a.it_kwh), energy(a.facility_kwh), money(a.cost, r.currency),
     a.carbon_kg === null ? "-" : num(a.carbon_kg, 4), a.estimate ? "estimate" : "measured",
   ])) : [row(["No energy accounted yet (the meter runs once a minute).", "", "", "", "", "", ""])]));
 }

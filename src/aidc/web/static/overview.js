@@ -20,15 +20,7 @@ const MEASURES = {
 };
 
 // GPU readings keyed "host/index" (dcgm-exporter's Hostname and gpu labels; aidc agents use the node's name).
-async function gpuReadings(metric) {
-  const found = await api(`/v1/metrics/query?name=${metric}&since=5m&step=30s`);
-  const out = new Map();
-  for (const s of found.body.series) {
-    const points = s.points.filter(([, v]) => v !== null && Number.isFinite(v));
-    if (points.length) out.set(`${s.labels.Hostname || s.labels.node}/${s.labels.gpu}`, points[points.length - 1][1]);
-  }
-  return out;
-}
+const gpuReadings = (metric) => latestBy(metric, (l) => `${l.Hostname || l.node}/${l.gpu}`, "5m");
 
 function heatmap(nodes, measure, readings) {
   const box = document.getElementById("heatmap");
